@@ -1,0 +1,253 @@
+//! [`ParallelConfig`]: how an executor runs its calls, and its validation.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Largest accepted `max_concurrency`. Far above anything useful on one machine; it keeps
+/// absurd values (e.g. `SIZE_MAX` from a C host) from reaching the semaphore.
+pub const MAX_CONCURRENCY_LIMIT: usize = 10_000_000;
+/// Largest accepted per-call timeout or backoff (30 days); larger values overflow timers.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Largest accepted `max_retries`.
+pub const MAX_RETRIES_LIMIT: u32 = 100;
+/// Largest accepted stream buffer.
+pub const MAX_BUFFER_LIMIT: usize = 10_000_000;
+
+/// Retry policy: exponential backoff with full jitter.
+///
+/// Attempt `k` (1-based, after the first failure) sleeps a uniformly random time in
+/// `[0, min(cap, base * 2^(k-1))]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt; 0 disables retrying.
+    pub max_retries: u32,
+    /// Backoff before the first retry (upper bound of the jitter window).
+    pub backoff_base: Duration,
+    /// Upper bound on any single backoff.
+    pub backoff_cap: Duration,
+    /// Whether a timed-out attempt is retried (errors say themselves whether they are).
+    pub retry_timeouts: bool,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: 0,
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(10),
+            retry_timeouts: false,
+        }
+    }
+}
+
+/// A token-bucket rate limit on call *starts* (every attempt counts).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Sustained starts per second; must be finite and > 0.
+    pub per_second: f64,
+    /// Starts allowed at once from a full bucket; at least 1.
+    pub burst: u32,
+}
+
+/// How an executor runs its calls. Build with [`Default`] and struct update syntax, then
+/// [`validate`](Self::validate) (the executor constructors validate too).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParallelConfig {
+    /// Calls of one executor in flight at once, across all its batches.
+    pub max_concurrency: usize,
+    /// Limit on each attempt of each call; an attempt past it ends `TimedOut`.
+    pub agent_timeout: Duration,
+    /// Drop results whose normalised answer was already seen (first one kept).
+    pub deduplicate_results: bool,
+    /// Fraction of counted votes the winning answer needs for consensus, in `[0, 1]`.
+    pub consensus_threshold: f64,
+    /// Stop a consensus round as soon as the outstanding calls can no longer change the
+    /// winner or the reached/not-reached verdict; the rest are cancelled.
+    pub consensus_early_stop: bool,
+    /// Retries with backoff.
+    pub retry: RetryPolicy,
+    /// Optional limit on call starts.
+    pub rate_limit: Option<RateLimit>,
+    /// Results buffered between a streaming batch and its consumer.
+    pub stream_buffer: usize,
+}
+
+impl Default for ParallelConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrency: 4,
+            agent_timeout: Duration::from_secs(30),
+            deduplicate_results: false,
+            consensus_threshold: 0.6,
+            consensus_early_stop: false,
+            retry: RetryPolicy::default(),
+            rate_limit: None,
+            stream_buffer: 64,
+        }
+    }
+}
+
+/// A configuration value that is out of range; names the field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The offending field, as named in [`ParallelConfig`].
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field,
+        message: message.into(),
+    }
+}
+
+impl ParallelConfig {
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_concurrency == 0 {
+            return Err(err("max_concurrency", "must be at least 1"));
+        }
+        if self.max_concurrency > MAX_CONCURRENCY_LIMIT {
+            return Err(err(
+                "max_concurrency",
+                format!(
+                    "{} exceeds the limit {MAX_CONCURRENCY_LIMIT}",
+                    self.max_concurrency
+                ),
+            ));
+        }
+        check_duration("agent_timeout", self.agent_timeout, false)?;
+        if !(0.0..=1.0).contains(&self.consensus_threshold) {
+            // NaN fails `contains` too.
+            return Err(err(
+                "consensus_threshold",
+                format!("{} is not in [0, 1]", self.consensus_threshold),
+            ));
+        }
+        if self.retry.max_retries > MAX_RETRIES_LIMIT {
+            return Err(err(
+                "max_retries",
+                format!(
+                    "{} exceeds the limit {MAX_RETRIES_LIMIT}",
+                    self.retry.max_retries
+                ),
+            ));
+        }
+        check_duration("backoff_base", self.retry.backoff_base, true)?;
+        check_duration("backoff_cap", self.retry.backoff_cap, true)?;
+        if self.retry.backoff_cap < self.retry.backoff_base {
+            return Err(err("backoff_cap", "must not be below backoff_base"));
+        }
+        if let Some(rl) = &self.rate_limit {
+            if !rl.per_second.is_finite() || rl.per_second <= 0.0 || rl.per_second > 1e9 {
+                return Err(err(
+                    "rate_limit",
+                    format!("{} per second is not in (0, 1e9]", rl.per_second),
+                ));
+            }
+            if rl.burst == 0 {
+                return Err(err("rate_limit", "burst must be at least 1"));
+            }
+        }
+        if self.stream_buffer == 0 || self.stream_buffer > MAX_BUFFER_LIMIT {
+            return Err(err(
+                "stream_buffer",
+                format!("{} is not in [1, {MAX_BUFFER_LIMIT}]", self.stream_buffer),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_duration(field: &'static str, d: Duration, zero_ok: bool) -> Result<(), ConfigError> {
+    if !zero_ok && d.is_zero() {
+        return Err(err(field, "must be greater than zero"));
+    }
+    if d > MAX_DURATION {
+        return Err(err(field, format!("{d:?} exceeds the limit of 30 days")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        ParallelConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let cases: Vec<(ParallelConfig, &str)> = vec![
+            (
+                ParallelConfig {
+                    max_concurrency: 0,
+                    ..Default::default()
+                },
+                "max_concurrency",
+            ),
+            (
+                ParallelConfig {
+                    agent_timeout: Duration::ZERO,
+                    ..Default::default()
+                },
+                "agent_timeout",
+            ),
+            (
+                ParallelConfig {
+                    consensus_threshold: f64::NAN,
+                    ..Default::default()
+                },
+                "consensus_threshold",
+            ),
+            (
+                ParallelConfig {
+                    consensus_threshold: 1.5,
+                    ..Default::default()
+                },
+                "consensus_threshold",
+            ),
+            (
+                ParallelConfig {
+                    consensus_threshold: -0.1,
+                    ..Default::default()
+                },
+                "consensus_threshold",
+            ),
+            (
+                ParallelConfig {
+                    rate_limit: Some(RateLimit {
+                        per_second: f64::INFINITY,
+                        burst: 1,
+                    }),
+                    ..Default::default()
+                },
+                "rate_limit",
+            ),
+            (
+                ParallelConfig {
+                    stream_buffer: 0,
+                    ..Default::default()
+                },
+                "stream_buffer",
+            ),
+        ];
+        for (cfg, field) in cases {
+            let e = cfg.validate().unwrap_err();
+            assert_eq!(e.field, field);
+            assert!(e.to_string().contains(field), "{e}");
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The crate's error type: what a library call (not an agent call) can fail with.
+
+use std::fmt;
+
+use crate::config::ConfigError;
+
+/// Why a library operation failed. Agent failures are not errors: they come back as
+/// results with an outcome (see [`crate::Outcome`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Error {
+    /// A configuration value is out of range.
+    Config(ConfigError),
+    /// An argument is unusable (empty batch, zero agents, bad option, ...).
+    InvalidArgument(String),
+    /// A blocking library call was made from a library thread (e.g. inside an agent
+    /// callback); it would deadlock or nest runtimes.
+    Reentrant(&'static str),
+    /// The library was shut down with [`crate::runtime::shutdown`].
+    Shutdown,
+    /// The library was started in a parent process; it cannot run in a forked child.
+    Forked,
+    /// The runtime could not be started or configured.
+    Runtime(String),
+    /// No entry under that key.
+    NotFound(String),
+    /// A Python error (import, attribute, interpreter).
+    Python(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(e) => write!(f, "{e}"),
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::Reentrant(what) => write!(
+                f,
+                "{what} called from a library thread (inside an agent callback?); \
+                 blocking library calls are not allowed there"
+            ),
+            Error::Shutdown => f.write_str("the library has been shut down"),
+            Error::Forked => f.write_str(
+                "the library was started in a parent process and cannot be used after fork()",
+            ),
+            Error::Runtime(m) => write!(f, "runtime: {m}"),
+            Error::NotFound(m) => write!(f, "not found: {m}"),
+            Error::Python(m) => write!(f, "python: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
+
+/// Result alias for library operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,663 @@
+//! [`ParallelAgentExecutor`]: fans questions out to agents with a `JoinSet` bounded by a
+//! semaphore, and hands results back in question order, in completion order, or as a vote.
+//!
+//! The data path, top to bottom: [`ParallelAgentExecutor::submit`] spawns [`drive`] on the
+//! global runtime; `drive` starts one [`run_call`] task per question as permits free up and
+//! forwards each result into a bounded channel; the [`Batch`] on the other end hands them
+//! to the caller (and fills in `Cancelled` for any that a shutdown swallowed).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use futures_util::FutureExt;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{Agent, AgentError};
+use crate::aggregate::{self, Tally};
+use crate::config::ParallelConfig;
+use crate::error::{Error, Result};
+use crate::metrics::{ExecutionMetrics, MetricsRecorder};
+use crate::pool::Members;
+use crate::ratelimit::RateLimiter;
+use crate::result::{AgentResult, Outcome};
+use crate::runtime;
+
+/// Who answers an executor's calls.
+enum Agents {
+    Single(Arc<dyn Agent>),
+    Pool(Members),
+}
+
+/// How a batch picks the agent for each call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Assign {
+    /// Ordinary batch: the single agent with `agent_id` = question index, or any free
+    /// pool member.
+    Questions,
+    /// Consensus round: voter `i` is agent slot `i` (pool member `i mod size`), so a pool
+    /// asks different agents.
+    Voters,
+}
+
+struct Inner {
+    config: ParallelConfig,
+    agents: Agents,
+    semaphore: Arc<Semaphore>,
+    rate: Option<Arc<RateLimiter>>,
+    metrics_cache: DashMap<String, ExecutionMetrics>,
+    lifetime: Mutex<MetricsRecorder>,
+    token: CancellationToken,
+}
+
+/// Runs questions through an agent (or a pool of agents) with bounded concurrency,
+/// per-call timeouts, retries and an optional rate limit. Cheap to clone: clones share
+/// the same concurrency limit, metrics and cancellation.
+#[derive(Clone)]
+pub struct ParallelAgentExecutor {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ParallelAgentExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParallelAgentExecutor")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParallelAgentExecutor {
+    /// An executor that asks `agent`. Fails if `config` does not validate.
+    pub fn new(config: ParallelConfig, agent: Arc<dyn Agent>) -> Result<Self> {
+        Self::build(config, Agents::Single(agent), None)
+    }
+
+    /// An executor over a pool: each agent serves one call at a time, work goes to
+    /// whichever is free, and consensus asks different agents.
+    pub fn new_pool(config: ParallelConfig, agents: Vec<Arc<dyn Agent>>) -> Result<Self> {
+        Self::build(config, Agents::Pool(Members::new(agents)?), None)
+    }
+
+    /// Like [`new`](Self::new), but call starts go through `limiter`, which other
+    /// executors may share; it replaces `config.rate_limit`.
+    pub fn with_rate_limiter(
+        config: ParallelConfig,
+        agent: Arc<dyn Agent>,
+        limiter: Arc<RateLimiter>,
+    ) -> Result<Self> {
+        Self::build(config, Agents::Single(agent), Some(limiter))
+    }
+
+    fn build(
+        config: ParallelConfig,
+        agents: Agents,
+        limiter: Option<Arc<RateLimiter>>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let rate = limiter.or_else(|| {
+            config
+                .rate_limit
+                .clone()
+                .map(|l| Arc::new(RateLimiter::new(l)))
+        });
+        Ok(Self {
+            inner: Arc::new(Inner {
+                semaphore: Arc::new(Semaphore::new(config.max_concurrency)),
+                config,
+                agents,
+                rate,
+                metrics_cache: DashMap::new(),
+                lifetime: Mutex::new(MetricsRecorder::new()),
+                token: runtime::child_token(),
+            }),
+        })
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &ParallelConfig {
+        &self.inner.config
+    }
+
+    /// Pool size (1 for a single agent).
+    pub fn pool_size(&self) -> usize {
+        match &self.inner.agents {
+            Agents::Single(_) => 1,
+            Agents::Pool(m) => m.len(),
+        }
+    }
+
+    /// Calls in flight right now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.config.max_concurrency - self.inner.semaphore.available_permits()
+    }
+
+    /// Starts a batch and returns at once; results stream out of the [`Batch`] in
+    /// completion order. At most `config.stream_buffer` finished results wait for the
+    /// consumer; past that the batch stops starting calls until it catches up.
+    pub fn submit(&self, questions: Vec<String>) -> Result<Batch> {
+        let buffer = self.inner.config.stream_buffer;
+        let qs = questions.into_iter().map(Arc::from).collect();
+        self.launch(qs, Assign::Questions, usize::MAX, buffer)
+    }
+
+    /// Answers every question, at most `max_concurrency` at once. Results are in question
+    /// order; with `deduplicate_results` set, repeated answers are dropped (first kept).
+    pub async fn execute_parallel(&self, questions: Vec<String>) -> Result<Vec<AgentResult>> {
+        let results = self.submit(questions)?.collect_ordered().await;
+        Ok(self.maybe_dedup(results))
+    }
+
+    /// Answers the questions one at a time, in order (the baseline for comparisons).
+    pub async fn execute_sequential(&self, questions: Vec<String>) -> Result<Vec<AgentResult>> {
+        let qs = questions.into_iter().map(Arc::from).collect();
+        let batch = self.launch(qs, Assign::Questions, 1, self.inner.config.stream_buffer)?;
+        Ok(self.maybe_dedup(batch.collect_ordered().await))
+    }
+
+    /// Answers every question and returns the results in completion order, with at most
+    /// `buffer_size` finished results held back from the consumer at any time.
+    pub async fn execute_with_stream(
+        &self,
+        questions: Vec<String>,
+        buffer_size: usize,
+    ) -> Result<Vec<AgentResult>> {
+        let mut batch = self.stream(questions, buffer_size)?;
+        let mut out = Vec::with_capacity(batch.total());
+        while let Some(r) = batch.next().await {
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// Starts a batch whose results stream out through a buffer of `buffer_size`.
+    pub fn stream(&self, questions: Vec<String>, buffer_size: usize) -> Result<Batch> {
+        if buffer_size == 0 || buffer_size > crate::config::MAX_BUFFER_LIMIT {
+            return Err(Error::InvalidArgument(format!(
+                "buffer_size {buffer_size} is not in [1, {}]",
+                crate::config::MAX_BUFFER_LIMIT
+            )));
+        }
+        let qs = questions.into_iter().map(Arc::from).collect();
+        self.launch(qs, Assign::Questions, usize::MAX, buffer_size)
+    }
+
+    /// Asks `n_agents` agents the same question and votes (see [`crate::aggregate`]).
+    /// With `consensus_early_stop`, the round ends as soon as the outstanding calls can
+    /// no longer change the winner or the verdict; those are cancelled. The round's
+    /// metrics are stored in the cache under the question.
+    pub async fn execute_with_consensus(
+        &self,
+        question: String,
+        n_agents: usize,
+    ) -> Result<ConsensusResult> {
+        if n_agents == 0 {
+            return Err(Error::InvalidArgument("n_agents must be at least 1".into()));
+        }
+        let q: Arc<str> = Arc::from(question.as_str());
+        let qs = vec![q; n_agents];
+        let buffer = n_agents.min(self.inner.config.stream_buffer.max(1));
+        let mut batch = self.launch(qs, Assign::Voters, usize::MAX, buffer)?;
+        let threshold = self.inner.config.consensus_threshold;
+        let mut tally = Tally::default();
+        let mut results = Vec::with_capacity(n_agents);
+        let mut early_stopped = false;
+        while let Some(r) = batch.next().await {
+            if let (Outcome::Ok, Some(a)) = (r.outcome, &r.answer) {
+                tally.add(r.question_index, a);
+            }
+            results.push(r);
+            let outstanding = n_agents - results.len();
+            if self.inner.config.consensus_early_stop
+                && !early_stopped
+                && outstanding > 0
+                && tally.is_settled(outstanding, threshold)
+            {
+                early_stopped = true;
+                batch.cancel_with("consensus settled early");
+            }
+        }
+        results.sort_by_key(|r| r.question_index);
+        let vote = tally.vote(threshold);
+        let metrics = batch.metrics().unwrap_or_default();
+        self.store_metrics(question, metrics.clone());
+        Ok(ConsensusResult {
+            answer: vote.answer,
+            confidence: vote.confidence,
+            votes: vote.votes,
+            counted: vote.counted,
+            reached: vote.reached,
+            early_stopped,
+            tally: vote.tally,
+            results,
+            metrics,
+        })
+    }
+
+    /// Keeps the first result of each distinct normalised answer (and every failure).
+    pub fn deduplicate_results(&self, results: Vec<AgentResult>) -> Vec<AgentResult> {
+        aggregate::deduplicate(results)
+    }
+
+    fn maybe_dedup(&self, results: Vec<AgentResult>) -> Vec<AgentResult> {
+        if self.inner.config.deduplicate_results {
+            aggregate::deduplicate(results)
+        } else {
+            results
+        }
+    }
+
+    /// Stores metrics under `key` in this executor's cache (replacing any there).
+    pub fn store_metrics(&self, key: String, metrics: ExecutionMetrics) {
+        self.inner.metrics_cache.insert(key, metrics);
+    }
+
+    /// Metrics stored under `key`, if any.
+    pub fn get_metrics(&self, key: &str) -> Option<ExecutionMetrics> {
+        self.inner.metrics_cache.get(key).map(|m| m.clone())
+    }
+
+    /// Metrics over every call this executor finished, across all its batches;
+    /// `total_duration` spans the first call's start to the last call's end.
+    pub fn lifetime_metrics(&self) -> ExecutionMetrics {
+        lock(&self.inner.lifetime).snapshot()
+    }
+
+    /// Cancels every batch of this executor, now and later: calls in flight end
+    /// `Cancelled`, new batches fail.
+    pub fn cancel_all(&self) {
+        self.inner.token.cancel();
+    }
+
+    fn launch(
+        &self,
+        questions: Vec<Arc<str>>,
+        assign: Assign,
+        per_batch_limit: usize,
+        buffer: usize,
+    ) -> Result<Batch> {
+        if questions.is_empty() {
+            return Err(Error::InvalidArgument("no questions given".into()));
+        }
+        if self.inner.token.is_cancelled() {
+            return Err(Error::InvalidArgument(
+                "the executor has been cancelled".into(),
+            ));
+        }
+        let handle = runtime::handle()?;
+        let total = questions.len();
+        let (tx, rx) = mpsc::channel(buffer);
+        let shared = Arc::new(BatchShared {
+            done: AtomicUsize::new(0),
+            metrics: Mutex::new(None),
+            cancel_reason: Mutex::new(None),
+        });
+        let token = self.inner.token.child_token();
+        let questions: Arc<[Arc<str>]> = questions.into();
+        let job = Job {
+            inner: Arc::clone(&self.inner),
+            questions: Arc::clone(&questions),
+            assign,
+            per_batch_limit,
+            token: token.clone(),
+            shared: Arc::clone(&shared),
+        };
+        runtime::spawn_tracked(&handle, drive(job, tx));
+        Ok(Batch {
+            rx,
+            questions,
+            delivered: vec![0; total.div_ceil(64)],
+            n_delivered: 0,
+            backfill: 0,
+            token,
+            shared,
+        })
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A consensus round's verdict and the calls behind it.
+#[derive(Clone, Debug)]
+pub struct ConsensusResult {
+    /// The winning answer as its first voter wrote it; `None` if no call succeeded.
+    pub answer: Option<String>,
+    /// Winning votes / answers counted (0 when none were counted).
+    pub confidence: f64,
+    /// Votes for the winner.
+    pub votes: usize,
+    /// Answers counted (successful calls).
+    pub counted: usize,
+    /// Whether `confidence >= consensus_threshold`.
+    pub reached: bool,
+    /// Whether the round stopped early, cancelling calls that could not change the verdict.
+    pub early_stopped: bool,
+    /// Votes per normalised answer, most first.
+    pub tally: Vec<(String, usize)>,
+    /// Every call, in voter order.
+    pub results: Vec<AgentResult>,
+    /// The round's metrics.
+    pub metrics: ExecutionMetrics,
+}
+
+struct BatchShared {
+    done: AtomicUsize,
+    metrics: Mutex<Option<ExecutionMetrics>>,
+    cancel_reason: Mutex<Option<&'static str>>,
+}
+
+/// A running batch. Results come out of [`next`](Self::next) in completion order, each
+/// question index exactly once. Dropping it cancels what still runs.
+pub struct Batch {
+    rx: mpsc::Receiver<AgentResult>,
+    questions: Arc<[Arc<str>]>,
+    /// Bitset of indices handed out, to back-fill any a shutdown swallowed.
+    delivered: Vec<u64>,
+    n_delivered: usize,
+    backfill: usize,
+    token: CancellationToken,
+    shared: Arc<BatchShared>,
+}
+
+impl Batch {
+    /// The next result in completion order; `None` once every index has been returned.
+    pub async fn next(&mut self) -> Option<AgentResult> {
+        if let Some(r) = self.rx.recv().await {
+            return Some(self.mark(r));
+        }
+        self.next_backfill()
+    }
+
+    /// Like [`next`](Self::next) but does not wait: `Err(())` if nothing is ready yet.
+    #[allow(clippy::result_unit_err)]
+    pub fn try_next(&mut self) -> Result<Option<AgentResult>, ()> {
+        match self.rx.try_recv() {
+            Ok(r) => Ok(Some(self.mark(r))),
+            Err(mpsc::error::TryRecvError::Empty) => Err(()),
+            Err(mpsc::error::TryRecvError::Disconnected) => Ok(self.next_backfill()),
+        }
+    }
+
+    fn mark(&mut self, r: AgentResult) -> AgentResult {
+        let i = r.question_index;
+        self.delivered[i / 64] |= 1 << (i % 64);
+        self.n_delivered += 1;
+        r
+    }
+
+    /// After the driver is gone: a `Cancelled` result for each index it never delivered
+    /// (only possible if the runtime was shut down under it).
+    fn next_backfill(&mut self) -> Option<AgentResult> {
+        while self.n_delivered < self.questions.len() && self.backfill < self.questions.len() {
+            let i = self.backfill;
+            self.backfill += 1;
+            if self.delivered[i / 64] & (1 << (i % 64)) == 0 {
+                let r = AgentResult::not_started(
+                    i,
+                    Arc::clone(&self.questions[i]),
+                    "not run: the library was shut down",
+                );
+                return Some(self.mark(r));
+            }
+        }
+        None
+    }
+
+    /// Waits for every remaining result and returns them in question order.
+    pub async fn collect_ordered(mut self) -> Vec<AgentResult> {
+        let mut out = Vec::with_capacity(self.total());
+        while let Some(r) = self.next().await {
+            out.push(r);
+        }
+        out.sort_unstable_by_key(|r| r.question_index);
+        out
+    }
+
+    /// Cancels the calls still running or not yet started; they come back `Cancelled`.
+    pub fn cancel(&self) {
+        self.cancel_with("cancelled by the host");
+    }
+
+    fn cancel_with(&self, reason: &'static str) {
+        lock(&self.shared.cancel_reason).get_or_insert(reason);
+        self.token.cancel();
+    }
+
+    /// Questions in the batch.
+    pub fn total(&self) -> usize {
+        self.questions.len()
+    }
+
+    /// Results handed out so far.
+    pub fn delivered(&self) -> usize {
+        self.n_delivered
+    }
+
+    /// Calls finished so far (handed out or waiting in the buffer), and the total.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.shared.done.load(Ordering::Acquire), self.total())
+    }
+
+    /// Whether every result has been handed out.
+    pub fn is_finished(&self) -> bool {
+        self.n_delivered == self.questions.len()
+    }
+
+    /// The batch's metrics, once all its calls have finished.
+    pub fn metrics(&self) -> Option<ExecutionMetrics> {
+        lock(&self.shared.metrics).clone()
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        self.cancel_with("batch freed before it finished");
+    }
+}
+
+/// Everything one batch's driver needs.
+struct Job {
+    inner: Arc<Inner>,
+    questions: Arc<[Arc<str>]>,
+    assign: Assign,
+    per_batch_limit: usize,
+    token: CancellationToken,
+    shared: Arc<BatchShared>,
+}
+
+impl Job {
+    fn cancel_reason(&self) -> &'static str {
+        lock(&self.shared.cancel_reason).unwrap_or("cancelled (executor or library shutdown)")
+    }
+}
+
+/// Starts calls as permits free up and forwards their results, in completion order.
+async fn drive(job: Job, tx: mpsc::Sender<AgentResult>) {
+    let job = Arc::new(job);
+    let n = job.questions.len();
+    let mut set: JoinSet<AgentResult> = JoinSet::new();
+    let mut rec = MetricsRecorder::new();
+    let mut next = 0;
+    let mut consumer_gone = false;
+    while next < n || !set.is_empty() {
+        let may_start = next < n && set.len() < job.per_batch_limit && !job.token.is_cancelled();
+        let sem = Arc::clone(&job.inner.semaphore);
+        tokio::select! {
+            biased;
+            Some(joined) = set.join_next(), if !set.is_empty() => {
+                let r = joined.expect("call tasks catch their own panics and are never aborted");
+                consumer_gone |= !deliver(&job, &mut rec, &tx, r, consumer_gone).await;
+            }
+            permit = sem.acquire_owned(), if may_start => {
+                let permit = permit.expect("the executor semaphore is never closed");
+                let (j, i) = (Arc::clone(&job), next);
+                next += 1;
+                set.spawn(async move {
+                    let r = run_call(&j, i).await;
+                    drop(permit);
+                    r
+                });
+            }
+            _ = job.token.cancelled(), if next < n => {
+                // Questions never started still get their result, each exactly once.
+                while next < n {
+                    let r = AgentResult::not_started(next, Arc::clone(&job.questions[next]), job.cancel_reason());
+                    next += 1;
+                    consumer_gone |= !deliver(&job, &mut rec, &tx, r, consumer_gone).await;
+                }
+            }
+        }
+    }
+    let m = rec.snapshot();
+    lock(&job.inner.lifetime).merge(&rec);
+    *lock(&job.shared.metrics) = Some(m);
+}
+
+/// Records and forwards one result; false once the consumer has gone.
+async fn deliver(
+    job: &Job,
+    rec: &mut MetricsRecorder,
+    tx: &mpsc::Sender<AgentResult>,
+    r: AgentResult,
+    consumer_gone: bool,
+) -> bool {
+    rec.record_timed(&r, Instant::now());
+    job.shared.done.fetch_add(1, Ordering::Release);
+    if consumer_gone {
+        return false;
+    }
+    tx.send(r).await.is_ok()
+}
+
+enum Attempt {
+    Answer(String),
+    Error(AgentError),
+    Panic(String),
+    TimedOut,
+    Cancelled,
+}
+
+/// One call: rate limit, attempt with timeout, retries with backoff; never panics.
+async fn run_call(job: &Job, index: usize) -> AgentResult {
+    let cfg = &job.inner.config;
+    let question = Arc::clone(&job.questions[index]);
+    let start = Instant::now();
+    let mut attempts = 0u32;
+    let mut agent_id = index;
+    let outcome = loop {
+        if let Some(rate) = &job.inner.rate {
+            tokio::select! {
+                _ = rate.acquire() => {}
+                _ = job.token.cancelled() => break Attempt::Cancelled,
+            }
+        }
+        attempts += 1;
+        let attempt = tokio::select! {
+            a = attempt_once(job, index, &question, &mut agent_id) => a,
+            _ = job.token.cancelled() => Attempt::Cancelled,
+        };
+        let retry = match &attempt {
+            Attempt::Error(e) => e.retryable,
+            Attempt::TimedOut => cfg.retry.retry_timeouts,
+            _ => false,
+        };
+        if !retry || attempts > cfg.retry.max_retries {
+            break attempt;
+        }
+        let backoff = full_jitter(&cfg.retry, attempts, index);
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = job.token.cancelled() => break Attempt::Cancelled,
+        }
+    };
+    let (answer, error, outcome) = match outcome {
+        Attempt::Answer(a) => (Some(a), None, Outcome::Ok),
+        Attempt::Error(e) => (None, Some(e.message), Outcome::Failed),
+        Attempt::Panic(m) => (None, Some(format!("agent panicked: {m}")), Outcome::Failed),
+        Attempt::TimedOut => (
+            None,
+            Some(format!("timed out after {:?}", cfg.agent_timeout)),
+            Outcome::TimedOut,
+        ),
+        Attempt::Cancelled => (
+            None,
+            Some(job.cancel_reason().to_owned()),
+            Outcome::Cancelled,
+        ),
+    };
+    AgentResult {
+        agent_id,
+        question_index: index,
+        question,
+        success: outcome == Outcome::Ok,
+        answer,
+        error,
+        outcome,
+        duration: start.elapsed(),
+        attempts,
+    }
+}
+
+/// One attempt against the right agent, bounded by the timeout; a panic becomes a value.
+async fn attempt_once(job: &Job, index: usize, question: &str, agent_id: &mut usize) -> Attempt {
+    let timeout = job.inner.config.agent_timeout;
+    let call = async {
+        match &job.inner.agents {
+            Agents::Single(agent) => {
+                *agent_id = index;
+                guarded(agent.answer(question, index)).await
+            }
+            Agents::Pool(members) => {
+                let lease = match job.assign {
+                    Assign::Questions => members.acquire_any().await,
+                    Assign::Voters => members.acquire(index).await,
+                };
+                *agent_id = lease.index;
+                guarded(lease.agent.answer(question, lease.index)).await
+            }
+        }
+    };
+    // Waiting for a free pool member counts against the timeout: the host cares how long
+    // the call took, not which part of it was queueing.
+    match tokio::time::timeout(timeout, call).await {
+        Ok(a) => a,
+        Err(_) => Attempt::TimedOut,
+    }
+}
+
+async fn guarded(
+    fut: impl std::future::Future<Output = std::result::Result<String, AgentError>>,
+) -> Attempt {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(Ok(a)) => Attempt::Answer(a),
+        Ok(Err(e)) => Attempt::Error(e),
+        Err(p) => Attempt::Panic(crate::panic_message(&p)),
+    }
+}
+
+/// Exponential backoff with full jitter: uniform in `[0, min(cap, base * 2^(k-1))]`.
+fn full_jitter(policy: &crate::config::RetryPolicy, attempt: u32, index: usize) -> Duration {
+    let exp = policy
+        .backoff_base
+        .saturating_mul(1u32 << (attempt - 1).min(30))
+        .min(policy.backoff_cap);
+    if exp.is_zero() {
+        return exp;
+    }
+    // Jitter only needs to de-correlate callers, not to be unpredictable.
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let c = COUNTER.fetch_add(1, Ordering::Relaxed) as u64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let seed =
+        c.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ now ^ ((index as u64) << 20) ^ u64::from(attempt);
+    exp.mul_f64(SmallRng::seed_from_u64(seed).random::<f64>())
+}

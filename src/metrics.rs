@@ -1,0 +1,357 @@
+//! [`ExecutionMetrics`]: counts by outcome, latency statistics and throughput, and the
+//! recorder that accumulates them with memory that does not grow with the batch.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::result::{AgentResult, Outcome};
+
+/// What a batch (or an executor over its lifetime) did.
+///
+/// Latency figures are over the calls that ran to an outcome (ok, failed, timed out);
+/// cancelled calls are counted but their cut-short durations are left out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ExecutionMetrics {
+    /// Wall-clock time from the first call's start to the last call's end.
+    #[serde(serialize_with = "ser_us")]
+    pub total_duration: Duration,
+    /// Calls that answered.
+    pub successful_count: u64,
+    /// Calls that failed (error or panic) after their retries.
+    pub failed_count: u64,
+    /// Calls whose last attempt timed out.
+    pub timed_out_count: u64,
+    /// Calls cancelled, or never started because of a cancel.
+    pub cancelled_count: u64,
+    /// All calls: the sum of the four counts above.
+    pub total_count: u64,
+    /// Attempts made, retries included.
+    pub attempts: u64,
+    /// Mean of the per-call durations.
+    #[serde(serialize_with = "ser_us")]
+    pub avg_duration: Duration,
+    /// Shortest per-call duration.
+    #[serde(serialize_with = "ser_us")]
+    pub min_duration: Duration,
+    /// Longest per-call duration.
+    #[serde(serialize_with = "ser_us")]
+    pub max_duration: Duration,
+    /// Median per-call duration.
+    #[serde(serialize_with = "ser_us")]
+    pub p50_duration: Duration,
+    /// 95th percentile per-call duration.
+    #[serde(serialize_with = "ser_us")]
+    pub p95_duration: Duration,
+    /// 99th percentile per-call duration.
+    #[serde(serialize_with = "ser_us")]
+    pub p99_duration: Duration,
+    /// Calls that ran to an outcome, per second of `total_duration`.
+    pub throughput: f64,
+}
+
+fn ser_us<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_micros().min(u128::from(u64::MAX)) as u64)
+}
+
+impl ExecutionMetrics {
+    /// Metrics of a finished set of results that took `wall` in all.
+    pub fn from_results(results: &[AgentResult], wall: Duration) -> Self {
+        let mut r = MetricsRecorder::new();
+        for x in results {
+            r.record(x);
+        }
+        r.snapshot_with_wall(wall)
+    }
+
+    /// This as a JSON object; durations are in microseconds with a `_us` suffix.
+    pub fn to_json(&self) -> String {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            for k in [
+                "total_duration",
+                "avg_duration",
+                "min_duration",
+                "max_duration",
+                "p50_duration",
+                "p95_duration",
+                "p99_duration",
+            ] {
+                if let Some(x) = o.remove(k) {
+                    o.insert(format!("{k}_us"), x);
+                }
+            }
+        }
+        v.to_string()
+    }
+}
+
+/// Samples kept exactly up to this many, then folded into a histogram (3 significant
+/// digits), so a million-call stream does not hold a million durations.
+const EXACT_SAMPLES: usize = 1 << 16;
+const HIST_MAX_US: u64 = 3_600_000_000;
+
+#[derive(Clone, Debug)]
+enum Samples {
+    Exact(Vec<u64>),
+    Hist(Box<Histogram<u64>>),
+}
+
+impl Samples {
+    fn record(&mut self, us: u64) {
+        match self {
+            Samples::Exact(v) if v.len() < EXACT_SAMPLES => v.push(us),
+            Samples::Exact(v) => {
+                let mut h = Box::new(new_hist());
+                for x in v.iter() {
+                    h.saturating_record(*x);
+                }
+                h.saturating_record(us);
+                *self = Samples::Hist(h);
+            }
+            Samples::Hist(h) => h.saturating_record(us),
+        }
+    }
+
+    fn percentile(&mut self, q: f64) -> u64 {
+        match self {
+            Samples::Exact(v) => {
+                if v.is_empty() {
+                    return 0;
+                }
+                v.sort_unstable();
+                // Nearest rank: the smallest sample with at least q of them at or below it.
+                let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+                v[rank - 1]
+            }
+            Samples::Hist(h) => h.value_at_quantile(q),
+        }
+    }
+}
+
+fn new_hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("static histogram bounds are valid")
+}
+
+/// Accumulates results into metrics.
+#[derive(Clone, Debug)]
+pub struct MetricsRecorder {
+    samples: Samples,
+    sum: Duration,
+    min: Option<Duration>,
+    max: Duration,
+    counts: [u64; 4],
+    attempts: u64,
+    first_start: Option<Instant>,
+    last_end: Option<Instant>,
+}
+
+impl Default for MetricsRecorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MetricsRecorder {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self {
+            samples: Samples::Exact(Vec::new()),
+            sum: Duration::ZERO,
+            min: None,
+            max: Duration::ZERO,
+            counts: [0; 4],
+            attempts: 0,
+            first_start: None,
+            last_end: None,
+        }
+    }
+
+    /// Counts one result.
+    pub fn record(&mut self, r: &AgentResult) {
+        self.counts[r.outcome as usize] += 1;
+        self.attempts += u64::from(r.attempts);
+        if r.outcome == Outcome::Cancelled {
+            return;
+        }
+        let d = r.duration;
+        self.sum += d;
+        self.min = Some(self.min.map_or(d, |m| m.min(d)));
+        self.max = self.max.max(d);
+        self.samples
+            .record(d.as_micros().min(u128::from(u64::MAX)) as u64);
+    }
+
+    /// Counts one result that ended now, having started `duration` ago (for wall time).
+    pub fn record_timed(&mut self, r: &AgentResult, now: Instant) {
+        let start = now.checked_sub(r.duration).unwrap_or(now);
+        self.first_start = Some(self.first_start.map_or(start, |s| s.min(start)));
+        self.last_end = Some(self.last_end.map_or(now, |e| e.max(now)));
+        self.record(r);
+    }
+
+    /// Adds another recorder's counts (an executor merges each finished batch).
+    pub fn merge(&mut self, other: &MetricsRecorder) {
+        let mut h = match std::mem::replace(&mut self.samples, Samples::Exact(Vec::new())) {
+            Samples::Hist(h) => h,
+            Samples::Exact(v) => {
+                let mut h = Box::new(new_hist());
+                v.iter().for_each(|x| h.saturating_record(*x));
+                h
+            }
+        };
+        match &other.samples {
+            Samples::Exact(v) => v.iter().for_each(|x| h.saturating_record(*x)),
+            Samples::Hist(o) => {
+                let _ = h.add(o.as_ref());
+            }
+        }
+        self.samples = Samples::Hist(h);
+        self.sum += other.sum;
+        self.min = match (self.min, other.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.max = self.max.max(other.max);
+        for i in 0..4 {
+            self.counts[i] += other.counts[i];
+        }
+        self.attempts += other.attempts;
+        self.first_start = match (self.first_start, other.first_start) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_end = match (self.last_end, other.last_end) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// Metrics so far, with `total_duration` from the recorded start and end times.
+    pub fn snapshot(&mut self) -> ExecutionMetrics {
+        let wall = match (self.first_start, self.last_end) {
+            (Some(s), Some(e)) => e.saturating_duration_since(s),
+            _ => Duration::ZERO,
+        };
+        self.snapshot_with_wall(wall)
+    }
+
+    /// Metrics so far, with the given wall time.
+    pub fn snapshot_with_wall(&mut self, wall: Duration) -> ExecutionMetrics {
+        let ran = self.counts[0] + self.counts[1] + self.counts[2];
+        let min = self.min.unwrap_or_default();
+        let max = self.max;
+        // Histogram buckets report their upper edge; keep percentiles within [min, max].
+        let mut pct = |q| Duration::from_micros(self.samples.percentile(q)).clamp(min, max);
+        let (p50, p95, p99) = (pct(0.50), pct(0.95), pct(0.99));
+        ExecutionMetrics {
+            total_duration: wall,
+            successful_count: self.counts[Outcome::Ok as usize],
+            failed_count: self.counts[Outcome::Failed as usize],
+            timed_out_count: self.counts[Outcome::TimedOut as usize],
+            cancelled_count: self.counts[Outcome::Cancelled as usize],
+            total_count: self.counts.iter().sum(),
+            attempts: self.attempts,
+            avg_duration: if ran == 0 {
+                Duration::ZERO
+            } else {
+                self.sum.div_f64(ran as f64)
+            },
+            min_duration: min,
+            max_duration: max,
+            p50_duration: p50,
+            p95_duration: p95,
+            p99_duration: p99,
+            throughput: if wall.is_zero() {
+                0.0
+            } else {
+                ran as f64 / wall.as_secs_f64()
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(outcome: Outcome, ms: u64) -> AgentResult {
+        let mut r = AgentResult::test_ok(0, "a");
+        r.outcome = outcome;
+        r.success = outcome == Outcome::Ok;
+        r.duration = Duration::from_millis(ms);
+        r
+    }
+
+    #[test]
+    fn average_is_the_mean_and_percentiles_are_ordered() {
+        let rs: Vec<_> = [98, 101, 102, 99, 103]
+            .iter()
+            .map(|ms| res(Outcome::Ok, *ms))
+            .collect();
+        let m = ExecutionMetrics::from_results(&rs, Duration::from_millis(105));
+        assert_eq!(m.avg_duration, Duration::from_micros(100_600));
+        assert_eq!(m.min_duration, Duration::from_millis(98));
+        assert_eq!(m.max_duration, Duration::from_millis(103));
+        assert_eq!(m.p50_duration, Duration::from_millis(101));
+        assert!(m.min_duration <= m.avg_duration && m.avg_duration <= m.max_duration);
+        assert!(m.p50_duration <= m.p95_duration && m.p95_duration <= m.p99_duration);
+        assert!(m.p99_duration <= m.max_duration);
+        assert!((m.throughput - 5.0 / 0.105).abs() < 1e-9);
+    }
+
+    #[test]
+    fn counts_add_up_and_cancelled_durations_are_left_out() {
+        let rs = vec![
+            res(Outcome::Ok, 10),
+            res(Outcome::Failed, 20),
+            res(Outcome::TimedOut, 30),
+            res(Outcome::Cancelled, 1),
+        ];
+        let m = ExecutionMetrics::from_results(&rs, Duration::from_secs(1));
+        assert_eq!(
+            (
+                m.successful_count,
+                m.failed_count,
+                m.timed_out_count,
+                m.cancelled_count
+            ),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(m.total_count, 4);
+        assert_eq!(m.min_duration, Duration::from_millis(10));
+        assert_eq!(m.avg_duration, Duration::from_millis(20));
+        assert!((m.throughput - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn large_batches_switch_to_a_histogram_and_stay_consistent() {
+        let mut rec = MetricsRecorder::new();
+        for i in 0..(EXACT_SAMPLES as u64 * 2) {
+            rec.record(&res(Outcome::Ok, 1 + i % 200));
+        }
+        assert!(matches!(rec.samples, Samples::Hist(_)));
+        let m = rec.snapshot_with_wall(Duration::from_secs(1));
+        assert!(m.min_duration <= m.p50_duration && m.p50_duration <= m.p95_duration);
+        assert!(m.p95_duration <= m.p99_duration && m.p99_duration <= m.max_duration);
+        let p50 = m.p50_duration.as_secs_f64() * 1e3;
+        assert!((p50 - 100.0).abs() < 2.0, "p50 {p50}");
+    }
+
+    #[test]
+    fn merge_adds_counts() {
+        let mut a = MetricsRecorder::new();
+        let mut b = MetricsRecorder::new();
+        a.record(&res(Outcome::Ok, 5));
+        b.record(&res(Outcome::Failed, 15));
+        a.merge(&b);
+        let m = a.snapshot_with_wall(Duration::from_secs(1));
+        assert_eq!(
+            (m.total_count, m.successful_count, m.failed_count),
+            (2, 1, 1)
+        );
+        assert_eq!(m.avg_duration, Duration::from_millis(10));
+        assert!(m.to_json().contains("\"avg_duration_us\":10000"));
+    }
+}

@@ -1,0 +1,96 @@
+//! [`AgentResult`]: what one call produced, and how it ended.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The agent answered.
+    Ok,
+    /// The agent returned an error (after any retries), or panicked.
+    Failed,
+    /// The last attempt ran past `agent_timeout`.
+    TimedOut,
+    /// The call was cancelled (batch cancel, error budget, consensus early stop, shutdown)
+    /// or never started because of that.
+    Cancelled,
+}
+
+impl Outcome {
+    /// Lower-case name, as used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The result of one call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentResult {
+    /// Logical agent slot: question index (single agent), voter index (consensus) or pool
+    /// member index (pool).
+    pub agent_id: usize,
+    /// Position of the question in the batch (voter index in a consensus round).
+    pub question_index: usize,
+    /// The question asked.
+    pub question: Arc<str>,
+    /// The answer, when `outcome` is `Ok`.
+    pub answer: Option<String>,
+    /// `outcome == Outcome::Ok`, kept for the seed's API.
+    pub success: bool,
+    /// Why it did not succeed, when it did not.
+    pub error: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// From the first attempt's start to the end, backoff included; zero if never started.
+    pub duration: Duration,
+    /// Attempts made (0 if it never started).
+    pub attempts: u32,
+}
+
+impl AgentResult {
+    /// A result for a call that never started.
+    pub fn not_started(index: usize, question: Arc<str>, why: &str) -> Self {
+        Self {
+            agent_id: index,
+            question_index: index,
+            question,
+            answer: None,
+            success: false,
+            error: Some(why.to_owned()),
+            outcome: Outcome::Cancelled,
+            duration: Duration::ZERO,
+            attempts: 0,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn test_ok(index: usize, answer: &str) -> Self {
+        Self {
+            answer: Some(answer.to_owned()),
+            success: true,
+            error: None,
+            outcome: Outcome::Ok,
+            attempts: 1,
+            duration: Duration::from_millis(1),
+            ..Self::not_started(index, Arc::from("q"), "")
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn test_failed(index: usize) -> Self {
+        Self {
+            outcome: Outcome::Failed,
+            error: Some("boom".into()),
+            attempts: 1,
+            duration: Duration::from_millis(1),
+            ..Self::not_started(index, Arc::from("q"), "")
+        }
+    }
+}

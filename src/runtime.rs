@@ -1,0 +1,170 @@
+//! The one global Tokio runtime: started lazily on first use, sized before that, stopped
+//! only by an explicit [`shutdown`] (never from `atexit` or a destructor).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use once_cell::sync::Lazy;
+use tokio::runtime::{Handle, Runtime};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::error::{Error, Result};
+
+/// Largest accepted worker count.
+pub const MAX_WORKER_THREADS: usize = 1024;
+
+enum State {
+    Idle,
+    Running { rt: Runtime, pid: u32 },
+    ShutDown,
+}
+
+static STATE: Mutex<State> = Mutex::new(State::Idle);
+static WORKERS: AtomicUsize = AtomicUsize::new(0);
+/// Parent of every batch's cancellation token: cancelling it cancels all work.
+static ROOT: Lazy<CancellationToken> = Lazy::new(CancellationToken::new);
+/// Every batch driver, so shutdown can wait for them to drain.
+static TRACKER: Lazy<TaskTracker> = Lazy::new(TaskTracker::new);
+
+fn lock() -> std::sync::MutexGuard<'static, State> {
+    // A panic while holding this lock cannot leave `State` half-written; keep going.
+    STATE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Sets the number of worker threads. Only before the runtime starts; 0 means the default
+/// (`PAGENT_WORKER_THREADS` if set, else one per core).
+pub fn set_worker_threads(n: usize) -> Result<()> {
+    if n > MAX_WORKER_THREADS {
+        return Err(Error::InvalidArgument(format!(
+            "worker threads {n} exceeds the limit {MAX_WORKER_THREADS}"
+        )));
+    }
+    match &*lock() {
+        State::Idle => {
+            WORKERS.store(n, Ordering::SeqCst);
+            Ok(())
+        }
+        State::Running { .. } => Err(Error::Runtime(
+            "the runtime is already running; set the worker count before first use".into(),
+        )),
+        State::ShutDown => Err(Error::Shutdown),
+    }
+}
+
+fn worker_count() -> Result<usize> {
+    let n = WORKERS.load(Ordering::SeqCst);
+    if n > 0 {
+        return Ok(n);
+    }
+    match std::env::var("PAGENT_WORKER_THREADS") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_WORKER_THREADS).contains(&n) => Ok(n),
+            _ => Err(Error::Runtime(format!(
+                "PAGENT_WORKER_THREADS={v:?} is not a number in [1, {MAX_WORKER_THREADS}]"
+            ))),
+        },
+        Err(_) => Ok(std::thread::available_parallelism().map_or(2, |n| n.get())),
+    }
+}
+
+/// A handle to the running runtime, starting it if needed.
+pub fn handle() -> Result<Handle> {
+    let mut st = lock();
+    match &*st {
+        State::Running { rt, pid } => {
+            if *pid != std::process::id() {
+                return Err(Error::Forked);
+            }
+            Ok(rt.handle().clone())
+        }
+        State::ShutDown => Err(Error::Shutdown),
+        State::Idle => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(worker_count()?)
+                .thread_name("pagent-worker")
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Runtime(e.to_string()))?;
+            let h = rt.handle().clone();
+            *st = State::Running {
+                rt,
+                pid: std::process::id(),
+            };
+            Ok(h)
+        }
+    }
+}
+
+/// Whether the runtime has been started (and not shut down).
+pub fn is_running() -> bool {
+    matches!(&*lock(), State::Running { .. })
+}
+
+/// Fails if the calling thread belongs to a runtime (a library worker or blocking thread,
+/// or a host's own Tokio runtime): blocking there would deadlock or panic.
+pub fn ensure_may_block(what: &'static str) -> Result<()> {
+    if Handle::try_current().is_ok() {
+        return Err(Error::Reentrant(what));
+    }
+    Ok(())
+}
+
+/// Runs `fut` to completion on the calling (host) thread, with the runtime's timers and
+/// workers behind it.
+pub fn block_on<F: Future>(what: &'static str, fut: F) -> Result<F::Output> {
+    ensure_may_block(what)?;
+    Ok(handle()?.block_on(fut))
+}
+
+/// A fresh cancellation token that [`shutdown`] cancels.
+pub fn child_token() -> CancellationToken {
+    ROOT.child_token()
+}
+
+/// Spawns a batch driver that [`shutdown`] waits for.
+pub(crate) fn spawn_tracked<F>(handle: &Handle, fut: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    handle.spawn(TRACKER.track_future(fut))
+}
+
+/// Stops the library: new calls fail with [`Error::Shutdown`] at once; running batches
+/// get until `deadline` to finish, then everything still running is cancelled (its results
+/// come back `Cancelled`) and the runtime stops. Call from a host thread, not a callback.
+/// Calling it again, or before the runtime ever started, is harmless.
+pub fn shutdown(deadline: Duration) -> Result<()> {
+    ensure_may_block("shutdown")?;
+    let rt = {
+        let mut st = lock();
+        match std::mem::replace(&mut *st, State::ShutDown) {
+            State::Running { rt, pid } if pid == std::process::id() => rt,
+            // A forked child must not touch the parent's threads: forget them.
+            State::Running { rt, .. } => {
+                std::mem::forget(rt);
+                return Ok(());
+            }
+            State::Idle | State::ShutDown => return Ok(()),
+        }
+    };
+    let start = Instant::now();
+    TRACKER.close();
+    rt.block_on(async {
+        if tokio::time::timeout(deadline, TRACKER.wait())
+            .await
+            .is_err()
+        {
+            ROOT.cancel();
+            // Cancelled batches report their remaining calls and end promptly.
+            let _ = tokio::time::timeout(Duration::from_secs(5), TRACKER.wait()).await;
+        }
+    });
+    ROOT.cancel();
+    let left = deadline.saturating_sub(start.elapsed());
+    rt.shutdown_timeout(left.max(Duration::from_millis(100)));
+    Ok(())
+}
