@@ -15,7 +15,7 @@ use dashmap::DashMap;
 use futures_util::FutureExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -482,7 +482,9 @@ impl Job {
 async fn drive(job: Job, tx: mpsc::Sender<AgentResult>) {
     let job = Arc::new(job);
     let n = job.questions.len();
-    let mut set: JoinSet<AgentResult> = JoinSet::new();
+    // A finished call keeps its permit until its result is in the channel, so a slow
+    // consumer holds the batch to `buffer + max_concurrency` results ahead of it.
+    let mut set: JoinSet<(AgentResult, OwnedSemaphorePermit)> = JoinSet::new();
     let mut rec = MetricsRecorder::new();
     let mut next = 0;
     let mut consumer_gone = false;
@@ -492,18 +494,15 @@ async fn drive(job: Job, tx: mpsc::Sender<AgentResult>) {
         tokio::select! {
             biased;
             Some(joined) = set.join_next(), if !set.is_empty() => {
-                let r = joined.expect("call tasks catch their own panics and are never aborted");
+                let (r, permit) = joined.expect("call tasks catch their own panics and are never aborted");
                 consumer_gone |= !deliver(&job, &mut rec, &tx, r, consumer_gone).await;
+                drop(permit);
             }
             permit = sem.acquire_owned(), if may_start => {
                 let permit = permit.expect("the executor semaphore is never closed");
                 let (j, i) = (Arc::clone(&job), next);
                 next += 1;
-                set.spawn(async move {
-                    let r = run_call(&j, i).await;
-                    drop(permit);
-                    r
-                });
+                set.spawn(async move { (run_call(&j, i).await, permit) });
             }
             _ = job.token.cancelled(), if next < n => {
                 // Questions never started still get their result, each exactly once.
@@ -638,7 +637,7 @@ async fn guarded(
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(Ok(a)) => Attempt::Answer(a),
         Ok(Err(e)) => Attempt::Error(e),
-        Err(p) => Attempt::Panic(crate::panic_message(&p)),
+        Err(p) => Attempt::Panic(crate::panic_message(&*p)),
     }
 }
 

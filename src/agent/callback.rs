@@ -45,7 +45,7 @@ impl Agent for CallbackAgent {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => Err(AgentError::fatal(format!(
                     "callback panicked: {}",
-                    crate::panic_message(&e.into_panic())
+                    crate::panic_message(&*e.into_panic())
                 ))),
                 Err(_) => Err(AgentError::fatal("callback was cancelled")),
             }

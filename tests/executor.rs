@@ -1,0 +1,546 @@
+//! The executor driven through its Rust API, as the seed uses it. Nothing here asserts
+//! wall-clock times; behaviour is checked through counts, gauges and orderings.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use parallel_agents::runtime::block_on;
+use parallel_agents::{
+    Agent, AgentError, AgentPool, BoxFuture, Error, MockAgent, MockAnswers, MockOptions, Outcome,
+    ParallelAgentExecutor, ParallelConfig, RateLimit, RetryPolicy,
+};
+
+/// Behaves as its question says: `sleep:MS`, `hang`, `fail`, `panic`, `flaky:K` (fails
+/// the first K attempts), anything else answers at once. Tracks how many calls are live.
+#[derive(Default)]
+struct ScriptAgent {
+    live: AtomicUsize,
+    peak: AtomicUsize,
+    started: AtomicUsize,
+    attempts: Mutex<HashMap<String, usize>>,
+    starts: Mutex<Vec<Instant>>,
+}
+
+struct Live<'a>(&'a AtomicUsize);
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Agent for ScriptAgent {
+    fn answer<'a>(&'a self, q: &'a str, id: usize) -> BoxFuture<'a, Result<String, AgentError>> {
+        Box::pin(async move {
+            let now = self.live.fetch_add(1, Ordering::SeqCst) + 1;
+            let _live = Live(&self.live);
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            self.started.fetch_add(1, Ordering::SeqCst);
+            self.starts.lock().unwrap().push(Instant::now());
+            let n = {
+                let mut a = self.attempts.lock().unwrap();
+                let e = a.entry(q.to_owned()).or_insert(0);
+                *e += 1;
+                *e
+            };
+            if let Some(ms) = q.strip_prefix("sleep:") {
+                let ms: u64 = ms.split('#').next().unwrap().parse().unwrap();
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            } else if q == "hang" {
+                std::future::pending::<()>().await;
+            } else if q == "fail" {
+                return Err(AgentError::fatal("scripted failure"));
+            } else if q == "panic" {
+                panic!("scripted panic");
+            } else if let Some(k) = q.strip_prefix("flaky:") {
+                let k: usize = k.split('#').next().unwrap().parse().unwrap();
+                if n <= k {
+                    return Err(AgentError::retryable(format!("flaky attempt {n}")));
+                }
+            }
+            Ok(format!("{id}:{q}"))
+        })
+    }
+}
+
+fn config(c: usize) -> ParallelConfig {
+    ParallelConfig {
+        max_concurrency: c,
+        agent_timeout: Duration::from_secs(10),
+        ..Default::default()
+    }
+}
+
+fn exec_with(cfg: ParallelConfig) -> (ParallelAgentExecutor, Arc<ScriptAgent>) {
+    let agent = Arc::new(ScriptAgent::default());
+    let exec = ParallelAgentExecutor::new(cfg, agent.clone()).unwrap();
+    (exec, agent)
+}
+
+fn each_index_once(results: &[parallel_agents::AgentResult], n: usize) {
+    let mut seen = vec![0u32; n];
+    for r in results {
+        seen[r.question_index] += 1;
+    }
+    assert!(
+        seen.iter().all(|c| *c == 1),
+        "indices not each exactly once: {seen:?}"
+    );
+    assert_eq!(results.len(), n);
+}
+
+#[test]
+fn in_flight_calls_reach_but_never_exceed_max_concurrency() {
+    let (exec, agent) = exec_with(config(8));
+    let qs: Vec<String> = (0..64).map(|i| format!("sleep:20#{i}")).collect();
+    let results = block_on("t", exec.execute_parallel(qs)).unwrap().unwrap();
+    assert!(results.iter().all(|r| r.success));
+    assert_eq!(agent.peak.load(Ordering::SeqCst), 8);
+    // Results come back in question order.
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r.question_index, i);
+        assert_eq!(
+            r.answer.as_deref(),
+            Some(format!("{i}:sleep:20#{i}").as_str())
+        );
+    }
+}
+
+#[test]
+fn concurrent_batches_share_the_executor_limit() {
+    let (exec, agent) = exec_with(config(5));
+    let run = |k: usize| {
+        let exec = exec.clone();
+        std::thread::spawn(move || {
+            let qs: Vec<String> = (0..20).map(|i| format!("sleep:10#{k}-{i}")).collect();
+            block_on("t", exec.execute_parallel(qs)).unwrap().unwrap()
+        })
+    };
+    let hs: Vec<_> = (0..4).map(run).collect();
+    for h in hs {
+        each_index_once(&h.join().unwrap(), 20);
+    }
+    assert_eq!(agent.peak.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn hangs_time_out_failures_and_panics_do_not_stop_the_batch() {
+    let cfg = ParallelConfig {
+        agent_timeout: Duration::from_millis(200),
+        ..config(4)
+    };
+    let (exec, _) = exec_with(cfg);
+    let qs: Vec<String> = ["ok", "hang", "fail", "sleep:5", "panic", "hang", "ok2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let r = block_on("t", exec.execute_parallel(qs)).unwrap().unwrap();
+    each_index_once(&r, 7);
+    let outcomes: Vec<_> = r.iter().map(|r| r.outcome).collect();
+    use Outcome::*;
+    assert_eq!(
+        outcomes,
+        vec![Ok, TimedOut, Failed, Ok, Failed, TimedOut, Ok]
+    );
+    assert_eq!(r[2].error.as_deref(), Some("scripted failure"));
+    assert!(
+        r[4].error.as_deref().unwrap().contains("scripted panic"),
+        "{:?}",
+        r[4].error
+    );
+    assert!(r[1].error.as_deref().unwrap().contains("timed out"));
+    assert!(r[1].duration >= Duration::from_millis(200));
+}
+
+#[test]
+fn stream_yields_in_completion_order() {
+    let (exec, _) = exec_with(config(8));
+    let qs: Vec<String> = [300, 10, 200, 100]
+        .iter()
+        .map(|ms| format!("sleep:{ms}"))
+        .collect();
+    let mut batch = exec.stream(qs, 4).unwrap();
+    let mut order = vec![];
+    block_on("t", async {
+        while let Some(r) = batch.next().await {
+            order.push(r.question_index);
+        }
+    })
+    .unwrap();
+    assert_eq!(order, vec![1, 3, 2, 0]);
+    assert!(batch.is_finished());
+    assert_eq!(batch.progress(), (4, 4));
+}
+
+#[test]
+fn a_slow_consumer_holds_the_stream_to_buffer_plus_concurrency() {
+    let (buffer, conc) = (3, 4);
+    let (exec, agent) = exec_with(config(conc));
+    let qs: Vec<String> = (0..60).map(|i| format!("q{i}")).collect();
+    let mut batch = exec.stream(qs, buffer).unwrap();
+    let mut consumed = 0;
+    let mut worst = 0;
+    block_on("t", async {
+        while let Some(_r) = batch.next().await {
+            consumed += 1;
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            let ahead = agent.started.load(Ordering::SeqCst) - consumed;
+            worst = worst.max(ahead);
+        }
+    })
+    .unwrap();
+    assert_eq!(consumed, 60);
+    assert!(worst <= buffer + conc, "ran {worst} ahead of the consumer");
+    // And it does run ahead: the buffer is used.
+    assert!(worst >= buffer, "only {worst} ahead");
+}
+
+#[test]
+fn cancel_returns_every_index_once_with_the_rest_cancelled() {
+    let (exec, _) = exec_with(config(2));
+    let qs: Vec<String> = (0..20)
+        .map(|i| {
+            if i < 2 {
+                "ok".into()
+            } else {
+                format!("sleep:5000#{i}")
+            }
+        })
+        .collect();
+    let mut batch = exec.submit(qs).unwrap();
+    let mut got = vec![];
+    block_on("t", async {
+        got.push(batch.next().await.unwrap());
+        got.push(batch.next().await.unwrap());
+        batch.cancel();
+        while let Some(r) = batch.next().await {
+            got.push(r);
+        }
+    })
+    .unwrap();
+    each_index_once(&got, 20);
+    let cancelled = got
+        .iter()
+        .filter(|r| r.outcome == Outcome::Cancelled)
+        .count();
+    assert_eq!(cancelled, 18);
+    let m = batch.metrics().unwrap();
+    assert_eq!(
+        (m.successful_count, m.cancelled_count, m.total_count),
+        (2, 18, 20)
+    );
+}
+
+#[test]
+fn consensus_over_different_answers_is_twenty_percent_not_reached() {
+    let agent = Arc::new(
+        MockAgent::new(MockOptions {
+            latency: Duration::from_millis(1),
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let exec = ParallelAgentExecutor::new(config(5), agent).unwrap();
+    let c = block_on(
+        "t",
+        exec.execute_with_consensus("What is the capital of France?".into(), 5),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!((c.votes, c.counted), (1, 5));
+    assert!((c.confidence - 0.2).abs() < 1e-12);
+    assert!(!c.reached);
+    assert_eq!(
+        c.answer.as_deref(),
+        Some("Agent 0 answer for 'What is the capital of France?'")
+    );
+    assert!(!c.early_stopped);
+    // Metrics are cached under the question.
+    let m = exec.get_metrics("What is the capital of France?").unwrap();
+    assert_eq!(m.successful_count, 5);
+}
+
+#[test]
+fn consensus_vote_mode_reaches_a_majority_and_stops_early() {
+    let opts = MockOptions {
+        latency: Duration::from_millis(20),
+        jitter: Duration::from_millis(15),
+        answers: MockAnswers::Vote(vec![("Paris".into(), 1.0)]),
+        ..Default::default()
+    };
+    let agent = Arc::new(MockAgent::new(opts).unwrap());
+    let cfg = ParallelConfig {
+        consensus_threshold: 0.6,
+        consensus_early_stop: true,
+        ..config(9)
+    };
+    let exec = ParallelAgentExecutor::new(cfg, agent).unwrap();
+    let c = block_on("t", exec.execute_with_consensus("capital?".into(), 9))
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.answer.as_deref(), Some("Paris"));
+    assert!(c.reached);
+    // Unanimous: settled once 5 of 9 agree (5 > 0 + 4 and 5/9 >= 0.6 fails, so 6 needed?
+    // 6 votes with 3 outstanding: 6 > 3, worst 6/9 = 0.67 >= 0.6): 3 cancelled at most.
+    assert!(c.early_stopped);
+    let cancelled = c
+        .results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Cancelled)
+        .count();
+    assert_eq!(c.results.len(), 9);
+    assert_eq!(c.votes + cancelled, 9);
+    assert!(cancelled >= 1, "early stop cancelled nothing");
+    assert_eq!(c.confidence, 1.0);
+}
+
+#[test]
+fn consensus_all_failed_has_no_answer() {
+    let opts = MockOptions {
+        latency: Duration::ZERO,
+        failure_rate: 1.0,
+        ..Default::default()
+    };
+    let exec =
+        ParallelAgentExecutor::new(config(4), Arc::new(MockAgent::new(opts).unwrap())).unwrap();
+    let c = block_on("t", exec.execute_with_consensus("q".into(), 4))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c.answer, c.counted, c.reached, c.confidence),
+        (None, 0, false, 0.0)
+    );
+    assert!(c.results.iter().all(|r| r.outcome == Outcome::Failed));
+    assert!(matches!(
+        block_on("t", exec.execute_with_consensus("q".into(), 0)).unwrap(),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn metrics_add_up_and_average_is_the_mean() {
+    let cfg = ParallelConfig {
+        agent_timeout: Duration::from_millis(100),
+        ..config(8)
+    };
+    let (exec, _) = exec_with(cfg);
+    let mut qs: Vec<String> = (0..30).map(|i| format!("sleep:{}", 1 + i % 7)).collect();
+    qs.extend(["fail", "hang", "fail"].iter().map(|s| s.to_string()));
+    let batch = exec.submit(qs).unwrap();
+    let (results, m) = block_on("t", async {
+        let mut b = batch;
+        let mut out = vec![];
+        while let Some(r) = b.next().await {
+            out.push(r);
+        }
+        // Metrics appear once the driver has recorded the last result.
+        let mut m = b.metrics();
+        while m.is_none() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            m = b.metrics();
+        }
+        (out, m.unwrap())
+    })
+    .unwrap();
+    each_index_once(&results, 33);
+    assert_eq!(
+        (
+            m.successful_count,
+            m.failed_count,
+            m.timed_out_count,
+            m.cancelled_count
+        ),
+        (30, 2, 1, 0)
+    );
+    assert_eq!(m.total_count, 33);
+    let mean = results.iter().map(|r| r.duration).sum::<Duration>() / 33;
+    let diff = m.avg_duration.abs_diff(mean);
+    assert!(
+        diff < Duration::from_micros(2),
+        "avg {:?} vs mean {:?}",
+        m.avg_duration,
+        mean
+    );
+    assert!(m.min_duration <= m.p50_duration && m.p50_duration <= m.p95_duration);
+    assert!(m.p95_duration <= m.p99_duration && m.p99_duration <= m.max_duration);
+    assert!(m.min_duration <= m.avg_duration && m.avg_duration <= m.max_duration);
+    assert_eq!(
+        m.min_duration,
+        results.iter().map(|r| r.duration).min().unwrap()
+    );
+    assert_eq!(
+        m.max_duration,
+        results.iter().map(|r| r.duration).max().unwrap()
+    );
+    assert!(m.throughput > 0.0);
+    let life = exec.lifetime_metrics();
+    assert_eq!(life.total_count, 33);
+}
+
+#[test]
+fn bad_configuration_is_rejected_naming_the_field() {
+    for (cfg, field) in [
+        (
+            ParallelConfig {
+                max_concurrency: 0,
+                ..Default::default()
+            },
+            "max_concurrency",
+        ),
+        (
+            ParallelConfig {
+                agent_timeout: Duration::ZERO,
+                ..Default::default()
+            },
+            "agent_timeout",
+        ),
+        (
+            ParallelConfig {
+                consensus_threshold: f64::NAN,
+                ..Default::default()
+            },
+            "consensus_threshold",
+        ),
+        (
+            ParallelConfig {
+                consensus_threshold: 2.0,
+                ..Default::default()
+            },
+            "consensus_threshold",
+        ),
+    ] {
+        match ParallelAgentExecutor::new(cfg, Arc::new(ScriptAgent::default())) {
+            Err(Error::Config(e)) => {
+                assert_eq!(e.field, field);
+                assert!(e.to_string().contains(field));
+            }
+            other => panic!("expected a config error for {field}, got {other:?}"),
+        }
+    }
+    let (exec, _) = exec_with(config(1));
+    assert!(matches!(
+        exec.submit(vec![]),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        exec.stream(vec!["q".into()], 0),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn sequential_runs_one_at_a_time_in_order() {
+    let (exec, agent) = exec_with(config(8));
+    let qs: Vec<String> = (0..6).map(|i| format!("sleep:{}#{i}", 6 - i)).collect();
+    let r = block_on("t", exec.execute_sequential(qs)).unwrap().unwrap();
+    each_index_once(&r, 6);
+    assert_eq!(agent.peak.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn deduplication_drops_repeated_answers() {
+    let opts = MockOptions {
+        latency: Duration::ZERO,
+        answers: MockAnswers::Vote(vec![("Paris".into(), 1.0), ("paris.".into(), 1.0)]),
+        ..Default::default()
+    };
+    let cfg = ParallelConfig {
+        deduplicate_results: true,
+        ..config(4)
+    };
+    let exec = ParallelAgentExecutor::new(cfg, Arc::new(MockAgent::new(opts).unwrap())).unwrap();
+    let r = block_on("t", exec.execute_parallel(vec!["q".into(); 10]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].question_index, 0);
+}
+
+#[test]
+fn pool_members_serve_one_call_at_a_time_and_consensus_asks_distinct_members() {
+    let members: Vec<Arc<ScriptAgent>> = (0..3).map(|_| Arc::new(ScriptAgent::default())).collect();
+    let agents: Vec<Arc<dyn Agent>> = members
+        .iter()
+        .map(|m| m.clone() as Arc<dyn Agent>)
+        .collect();
+    let pool = AgentPool::new(agents, config(16)).unwrap();
+    assert_eq!(pool.size(), 3);
+    let qs: Vec<String> = (0..12).map(|i| format!("sleep:15#{i}")).collect();
+    let r = block_on("t", pool.execute_batch(qs)).unwrap().unwrap();
+    each_index_once(&r, 12);
+    for m in &members {
+        assert_eq!(
+            m.peak.load(Ordering::SeqCst),
+            1,
+            "a member served two calls at once"
+        );
+        assert!(
+            m.started.load(Ordering::SeqCst) > 0,
+            "a member never got work"
+        );
+    }
+    assert!(r.iter().all(|x| x.agent_id < 3));
+    let c = block_on("t", pool.executor().execute_with_consensus("q".into(), 3))
+        .unwrap()
+        .unwrap();
+    let mut ids: Vec<_> = c.results.iter().map(|r| r.agent_id).collect();
+    ids.sort();
+    assert_eq!(ids, vec![0, 1, 2]);
+}
+
+#[test]
+fn retries_count_attempts_and_stop_at_the_limit() {
+    let cfg = ParallelConfig {
+        retry: RetryPolicy {
+            max_retries: 3,
+            backoff_base: Duration::from_millis(1),
+            backoff_cap: Duration::from_millis(4),
+            retry_timeouts: false,
+        },
+        ..config(4)
+    };
+    let (exec, _) = exec_with(cfg);
+    let qs = vec![
+        "flaky:2".to_string(),
+        "flaky:5".into(),
+        "fail".into(),
+        "ok".into(),
+    ];
+    let r = block_on("t", exec.execute_parallel(qs)).unwrap().unwrap();
+    assert_eq!((r[0].outcome, r[0].attempts), (Outcome::Ok, 3));
+    assert_eq!((r[1].outcome, r[1].attempts), (Outcome::Failed, 4));
+    // Not retryable: one attempt.
+    assert_eq!((r[2].outcome, r[2].attempts), (Outcome::Failed, 1));
+    assert_eq!(r[3].attempts, 1);
+}
+
+#[test]
+fn rate_limit_bounds_starts_in_every_window() {
+    let (rate, burst) = (200.0, 5u32);
+    let cfg = ParallelConfig {
+        rate_limit: Some(RateLimit {
+            per_second: rate,
+            burst,
+        }),
+        ..config(64)
+    };
+    let (exec, agent) = exec_with(cfg);
+    let qs: Vec<String> = (0..60).map(|i| format!("q{i}")).collect();
+    let r = block_on("t", exec.execute_parallel(qs)).unwrap().unwrap();
+    each_index_once(&r, 60);
+    let mut starts = agent.starts.lock().unwrap().clone();
+    starts.sort();
+    // In any window [s_i, s_j], starts <= burst + rate * width (+1 for the edge).
+    for i in 0..starts.len() {
+        for j in i..starts.len() {
+            let width = starts[j].duration_since(starts[i]).as_secs_f64();
+            let allowed = burst as f64 + rate * width + 1.0;
+            assert!(
+                ((j - i + 1) as f64) <= allowed,
+                "{} starts in {width}s",
+                j - i + 1
+            );
+        }
+    }
+}
