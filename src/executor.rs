@@ -268,6 +268,19 @@ impl ParallelAgentExecutor {
         lock(&self.inner.lifetime).snapshot()
     }
 
+    /// All metrics as JSON: `{"lifetime": {...}, "by_key": {key: {...}}}`, durations in
+    /// microseconds.
+    pub fn metrics_json(&self) -> String {
+        let mut by_key = serde_json::Map::new();
+        for e in self.inner.metrics_cache.iter() {
+            let v = serde_json::from_str(&e.value().to_json()).unwrap_or_default();
+            by_key.insert(e.key().clone(), v);
+        }
+        let lifetime: serde_json::Value =
+            serde_json::from_str(&self.lifetime_metrics().to_json()).unwrap_or_default();
+        serde_json::json!({ "lifetime": lifetime, "by_key": by_key }).to_string()
+    }
+
     /// Cancels every batch of this executor, now and later: calls in flight end
     /// `Cancelled`, new batches fail.
     pub fn cancel_all(&self) {
@@ -420,6 +433,27 @@ impl Batch {
         out
     }
 
+    /// Waits for every remaining result; returns them in question order with the batch's
+    /// metrics.
+    pub async fn finish(mut self) -> (Vec<AgentResult>, ExecutionMetrics) {
+        let mut out = Vec::with_capacity(self.total() - self.n_delivered);
+        while let Some(r) = self.next().await {
+            out.push(r);
+        }
+        out.sort_unstable_by_key(|r| r.question_index);
+        (out, self.metrics().unwrap_or_default())
+    }
+
+    /// A handle that reads progress and metrics without borrowing the batch, so a host
+    /// thread can draw a progress bar while another consumes results.
+    pub fn probe(&self) -> BatchProbe {
+        BatchProbe {
+            shared: Arc::clone(&self.shared),
+            total: self.total(),
+            token: self.token.clone(),
+        }
+    }
+
     /// Cancels the calls still running or not yet started; they come back `Cancelled`.
     pub fn cancel(&self) {
         self.cancel_with("cancelled by the host");
@@ -453,6 +487,32 @@ impl Batch {
     /// The batch's metrics, once all its calls have finished.
     pub fn metrics(&self) -> Option<ExecutionMetrics> {
         lock(&self.shared.metrics).clone()
+    }
+}
+
+/// Reads a batch's progress and metrics from any thread; see [`Batch::probe`].
+#[derive(Clone)]
+pub struct BatchProbe {
+    shared: Arc<BatchShared>,
+    total: usize,
+    token: CancellationToken,
+}
+
+impl BatchProbe {
+    /// Calls finished so far, and the total.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.shared.done.load(Ordering::Acquire), self.total)
+    }
+
+    /// The batch's metrics, once all its calls have finished.
+    pub fn metrics(&self) -> Option<ExecutionMetrics> {
+        lock(&self.shared.metrics).clone()
+    }
+
+    /// Cancels the batch (as [`Batch::cancel`]) without access to it.
+    pub fn cancel(&self) {
+        lock(&self.shared.cancel_reason).get_or_insert("cancelled by the host");
+        self.token.cancel();
     }
 }
 

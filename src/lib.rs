@@ -42,7 +42,7 @@ pub use agent::{Agent, AgentError, BoxFuture, CallbackAgent, MockAgent, MockOpti
 pub use aggregate::{deduplicate, majority_vote, normalize_answer, Vote};
 pub use config::{ConfigError, ParallelConfig, RateLimit, RetryPolicy};
 pub use error::{Error, Result};
-pub use executor::{Batch, ConsensusResult, ParallelAgentExecutor};
+pub use executor::{Batch, BatchProbe, ConsensusResult, ParallelAgentExecutor};
 pub use metrics::{ExecutionMetrics, MetricsRecorder};
 pub use pool::AgentPool;
 pub use ratelimit::RateLimiter;

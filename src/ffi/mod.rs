@@ -1,1 +1,18 @@
-//! The C ABI.
+//! The C ABI. Only conversion and checking live here; every function calls the Rust API.
+//!
+//! Rules every entry point follows (see DESIGN.md §4): the body runs under
+//! [`guard::guard`], so no panic unwinds into C; every pointer is checked; failures
+//! return a status and set `pagent_last_error()`; out-handles are NULL unless the call
+//! succeeds; each handle type has exactly one free function, which accepts NULL.
+#![allow(non_camel_case_types)]
+
+pub mod agent;
+pub mod batch;
+pub mod config;
+pub mod executor;
+mod guard;
+pub mod results;
+pub mod runtime;
+pub mod status;
+
+pub use guard::{PAGENT_MAX_BATCH, PAGENT_MAX_TIMEOUT_MS};

@@ -1,0 +1,260 @@
+//! `pagent_executor`: runs batches and consensus rounds; holds metrics.
+
+use std::ffi::{c_char, CString};
+use std::sync::Arc;
+
+use super::agent::{agent_ref, pagent_agent};
+use super::batch::pagent_batch;
+use super::config::pagent_config;
+use super::guard::{
+    arg, boxed, c_str, free_boxed, guard, out_handle, out_value, questions, FfiResult,
+};
+use super::results::{pagent_consensus, pagent_metrics, pagent_results};
+use super::status::{pagent_status, Failure};
+use crate::config::ParallelConfig;
+use crate::executor::ParallelAgentExecutor;
+use crate::runtime;
+
+/// Runs questions through an agent or a pool. Thread-safe: any number of host threads
+/// may submit to one executor at once; they share its `max_concurrency`. Free with
+/// `pagent_executor_free`.
+pub struct pagent_executor {
+    exec: ParallelAgentExecutor,
+}
+
+fn config_of(config: *const pagent_config) -> ParallelConfig {
+    // SAFETY: a live handle per the API contract; NULL means defaults.
+    unsafe { config.as_ref() }.map_or_else(ParallelConfig::default, |c| c.get().clone())
+}
+
+/// Makes an executor over one agent. `config` NULL means defaults; it is copied, and the
+/// executor keeps its own reference to `agent`, so the host may free both right after.
+/// Out: the new executor, or NULL. Caller owns it (`pagent_executor_free`).
+#[no_mangle]
+pub extern "C" fn pagent_executor_new(
+    config: *const pagent_config,
+    agent: *const pagent_agent,
+    out: *mut *mut pagent_executor,
+) -> pagent_status {
+    guard("pagent_executor_new", || -> FfiResult {
+        let out = out_handle(out, "out")?;
+        let agent = Arc::clone(&agent_ref(agent, "agent")?.agent);
+        let exec = ParallelAgentExecutor::new(config_of(config), agent)?;
+        *out = boxed(pagent_executor { exec });
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Makes an executor over a pool of `n_agents` agents (e.g. one per model or endpoint):
+/// each serves one call at a time, work goes to whichever is free, and consensus asks
+/// different agents (voter i asks agent i mod n). The same agent may appear twice.
+/// Copies the array; keeps its own references. Out: the new executor, or NULL.
+#[no_mangle]
+pub extern "C" fn pagent_executor_new_pool(
+    config: *const pagent_config,
+    agents: *const *const pagent_agent,
+    n_agents: usize,
+    out: *mut *mut pagent_executor,
+) -> pagent_status {
+    guard("pagent_executor_new_pool", || -> FfiResult {
+        let out = out_handle(out, "out")?;
+        if agents.is_null() {
+            return Err(Failure::null("agents"));
+        }
+        if n_agents == 0 || n_agents > 1_000_000 {
+            return Err(Failure::invalid(format!(
+                "n_agents = {n_agents} is not in [1, 1000000]"
+            )));
+        }
+        // SAFETY: an array of `n_agents` pointers per the API contract.
+        let ptrs = unsafe { std::slice::from_raw_parts(agents, n_agents) };
+        let list = ptrs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| agent_ref(*p, &format!("agents[{i}]")).map(|a| Arc::clone(&a.agent)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let exec = ParallelAgentExecutor::new_pool(config_of(config), list)?;
+        *out = boxed(pagent_executor { exec });
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Frees an executor. NULL is a no-op. Batches already submitted keep running and stay
+/// valid until freed themselves.
+#[no_mangle]
+pub extern "C" fn pagent_executor_free(executor: *mut pagent_executor) {
+    let _ = guard("pagent_executor_free", || {
+        free_boxed(executor);
+        Ok(pagent_status::PAGENT_OK)
+    });
+}
+
+/// Cancels every batch and round of this executor, now and later: running calls end
+/// `PAGENT_OUTCOME_CANCELLED`; later submits fail with `PAGENT_ERR_INVALID_ARG`.
+#[no_mangle]
+pub extern "C" fn pagent_executor_cancel(executor: *const pagent_executor) -> pagent_status {
+    guard("pagent_executor_cancel", || -> FfiResult {
+        arg(executor, "executor")?.exec.cancel_all();
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Answers `n` questions and blocks until all are done. Questions are copied. Out:
+/// `*results` holds one result per question in question order (fewer with deduplication
+/// on), or NULL on failure. Caller owns it (`pagent_results_free`). Blocking: returns
+/// `PAGENT_ERR_REENTRANT` from inside an agent callback.
+#[no_mangle]
+pub extern "C" fn pagent_execute(
+    executor: *const pagent_executor,
+    questions: *const *const c_char,
+    n: usize,
+    results: *mut *mut pagent_results,
+) -> pagent_status {
+    guard("pagent_execute", || -> FfiResult {
+        let out = out_handle(results, "results")?;
+        let exec = &arg(executor, "executor")?.exec;
+        let qs = self::questions(questions, n)?;
+        runtime::ensure_may_block("pagent_execute")?;
+        let batch = exec.submit(qs)?;
+        let (rs, metrics) = runtime::block_on("pagent_execute", batch.finish())?;
+        let rs = if exec.config().deduplicate_results {
+            exec.deduplicate_results(rs)
+        } else {
+            rs
+        };
+        *out = boxed(pagent_results::new(rs, metrics));
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Starts answering `n` questions and returns at once. Questions are copied. Out:
+/// `*batch`, or NULL on failure; read it with `pagent_batch_next` / `pagent_batch_wait`.
+/// Caller owns it (`pagent_batch_free`). Non-blocking: allowed inside callbacks.
+#[no_mangle]
+pub extern "C" fn pagent_submit(
+    executor: *const pagent_executor,
+    questions: *const *const c_char,
+    n: usize,
+    batch: *mut *mut pagent_batch,
+) -> pagent_status {
+    guard("pagent_submit", || -> FfiResult {
+        let out = out_handle(batch, "batch")?;
+        let exec = &arg(executor, "executor")?.exec;
+        let qs = self::questions(questions, n)?;
+        *out = boxed(pagent_batch::new(exec.submit(qs)?));
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Asks `n_agents` agents `question` and votes (answers normalised: trimmed, case-folded,
+/// whitespace collapsed, trailing punctuation stripped; ties go to the lowest voter).
+/// Blocks. Out: `*consensus`, or NULL on failure; caller owns it
+/// (`pagent_consensus_free`). The round's metrics are cached under `question`.
+#[no_mangle]
+pub extern "C" fn pagent_run_consensus(
+    executor: *const pagent_executor,
+    question: *const c_char,
+    n_agents: usize,
+    consensus: *mut *mut pagent_consensus,
+) -> pagent_status {
+    guard("pagent_run_consensus", || -> FfiResult {
+        let out = out_handle(consensus, "consensus")?;
+        let exec = &arg(executor, "executor")?.exec;
+        let q = c_str(question, "question")?.to_owned();
+        if n_agents == 0 || n_agents > super::guard::PAGENT_MAX_BATCH {
+            return Err(Failure::invalid(format!(
+                "n_agents = {n_agents} is not in [1, {}]",
+                super::guard::PAGENT_MAX_BATCH
+            )));
+        }
+        let c = runtime::block_on(
+            "pagent_run_consensus",
+            exec.execute_with_consensus(q, n_agents),
+        )??;
+        *out = boxed(pagent_consensus::new(c));
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Metrics over every call this executor has finished, across all batches and rounds.
+#[no_mangle]
+pub extern "C" fn pagent_executor_metrics(
+    executor: *const pagent_executor,
+    out: *mut pagent_metrics,
+) -> pagent_status {
+    guard("pagent_executor_metrics", || -> FfiResult {
+        let out = out_value(out, "out")?;
+        *out = (&arg(executor, "executor")?.exec.lifetime_metrics()).into();
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Metrics cached under `key` (consensus rounds are cached under their question).
+/// `PAGENT_ERR_NOT_FOUND` if there are none; `*out` is then untouched.
+#[no_mangle]
+pub extern "C" fn pagent_metrics_get(
+    executor: *const pagent_executor,
+    key: *const c_char,
+    out: *mut pagent_metrics,
+) -> pagent_status {
+    guard("pagent_metrics_get", || -> FfiResult {
+        let out = out_value(out, "out")?;
+        let exec = &arg(executor, "executor")?.exec;
+        let key = c_str(key, "key")?;
+        let m = exec.get_metrics(key).ok_or_else(|| {
+            Failure::new(
+                pagent_status::PAGENT_ERR_NOT_FOUND,
+                format!("no metrics under {key:?}"),
+            )
+        })?;
+        *out = (&m).into();
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Stores a copy of `metrics` under `key` (replacing any there), e.g. a batch's metrics
+/// from `pagent_results_metrics`, so they can be looked up later by name.
+#[no_mangle]
+pub extern "C" fn pagent_metrics_store(
+    executor: *const pagent_executor,
+    key: *const c_char,
+    metrics: *const pagent_metrics,
+) -> pagent_status {
+    guard("pagent_metrics_store", || -> FfiResult {
+        let exec = &arg(executor, "executor")?.exec;
+        let key = c_str(key, "key")?.to_owned();
+        let m = arg(metrics, "metrics")?;
+        exec.store_metrics(key, m.into());
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// The executor's metrics as JSON: `{"lifetime": {...}, "by_key": {"key": {...}}}`,
+/// durations in microseconds (`*_us`). Caller owns the string and must free it with
+/// `pagent_string_free`. NULL on failure (see `pagent_last_error`).
+#[no_mangle]
+pub extern "C" fn pagent_executor_metrics_json(executor: *const pagent_executor) -> *mut c_char {
+    let mut out = std::ptr::null_mut();
+    let _ = guard("pagent_executor_metrics_json", || -> FfiResult {
+        let exec = &arg(executor, "executor")?.exec;
+        let json = exec.metrics_json();
+        out = CString::new(json)
+            .map_err(|_| Failure::invalid("metrics JSON contained NUL"))?
+            .into_raw();
+        Ok(pagent_status::PAGENT_OK)
+    });
+    out
+}
+
+/// Frees a string returned by the library (`pagent_executor_metrics_json`). NULL is a
+/// no-op. Never pass strings borrowed from results or `pagent_last_error`.
+#[no_mangle]
+pub extern "C" fn pagent_string_free(s: *mut c_char) {
+    let _ = guard("pagent_string_free", || {
+        if !s.is_null() {
+            // SAFETY: made by `CString::into_raw` in this library, per the contract.
+            drop(unsafe { CString::from_raw(s) });
+        }
+        Ok(pagent_status::PAGENT_OK)
+    });
+}
