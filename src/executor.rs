@@ -297,12 +297,13 @@ impl ParallelAgentExecutor {
         if questions.is_empty() {
             return Err(Error::InvalidArgument("no questions given".into()));
         }
+        // Shutdown cancels every executor too; report the cause, not the symptom.
+        let handle = runtime::handle()?;
         if self.inner.token.is_cancelled() {
             return Err(Error::InvalidArgument(
                 "the executor has been cancelled".into(),
             ));
         }
-        let handle = runtime::handle()?;
         let total = questions.len();
         let (tx, rx) = mpsc::channel(buffer);
         let shared = Arc::new(BatchShared {

@@ -62,11 +62,10 @@ pub extern "C" fn pagent_batch_next(
             None => match wait {
                 Some(d) if d.is_zero() => st.batch.try_next().ok(),
                 None => Some(runtime::block_on("pagent_batch_next", st.batch.next())?),
-                Some(d) => runtime::block_on(
-                    "pagent_batch_next",
-                    tokio::time::timeout(d, st.batch.next()),
-                )?
-                .ok(),
+                // The timer must be created inside the runtime, hence the async block.
+                Some(d) => runtime::block_on("pagent_batch_next", async {
+                    tokio::time::timeout(d, st.batch.next()).await.ok()
+                })?,
             },
         };
         match next {
