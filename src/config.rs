@@ -40,6 +40,25 @@ impl Default for RetryPolicy {
     }
 }
 
+/// Straggler hedging: when a call runs long, start one duplicate and take whichever
+/// answers first; the other is cancelled. The duplicate runs under the call's own
+/// concurrency permit, so at most one extra call per permit is in flight.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HedgePolicy {
+    /// Hedge once a call has run this long.
+    pub after: Option<Duration>,
+    /// Hedge once a call has run past the batch's observed p95 (after 20 results), or
+    /// past `after` if that is sooner.
+    pub after_p95: bool,
+}
+
+impl HedgePolicy {
+    /// Whether hedging is on.
+    pub fn enabled(&self) -> bool {
+        self.after.is_some() || self.after_p95
+    }
+}
+
 /// A token-bucket rate limit on call *starts* (every attempt counts).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RateLimit {
@@ -62,7 +81,7 @@ pub struct ParallelConfig {
     /// Fraction of counted votes the winning answer needs for consensus, in `[0, 1]`.
     pub consensus_threshold: f64,
     /// Stop a consensus round as soon as the outstanding calls can no longer change the
-    /// winner or the reached/not-reached verdict; the rest are cancelled.
+    /// winner or the reached/not-reached verdict; the rest are cancelled. On by default.
     pub consensus_early_stop: bool,
     /// Retries with backoff.
     pub retry: RetryPolicy,
@@ -70,6 +89,11 @@ pub struct ParallelConfig {
     pub rate_limit: Option<RateLimit>,
     /// Results buffered between a streaming batch and its consumer.
     pub stream_buffer: usize,
+    /// Straggler hedging (off by default).
+    pub hedge: HedgePolicy,
+    /// Error budget: once more than this many calls of a batch have failed or timed out,
+    /// the batch cancels what still runs. `None`: no budget.
+    pub max_errors: Option<usize>,
 }
 
 impl Default for ParallelConfig {
@@ -79,10 +103,12 @@ impl Default for ParallelConfig {
             agent_timeout: Duration::from_secs(30),
             deduplicate_results: false,
             consensus_threshold: 0.6,
-            consensus_early_stop: false,
+            consensus_early_stop: true,
             retry: RetryPolicy::default(),
             rate_limit: None,
             stream_buffer: 64,
+            hedge: HedgePolicy::default(),
+            max_errors: None,
         }
     }
 }
@@ -158,6 +184,9 @@ impl ParallelConfig {
             if rl.burst == 0 {
                 return Err(err("rate_limit", "burst must be at least 1"));
             }
+        }
+        if let Some(d) = self.hedge.after {
+            check_duration("hedge_after", d, false)?;
         }
         if self.stream_buffer == 0 || self.stream_buffer > MAX_BUFFER_LIMIT {
             return Err(err(

@@ -94,6 +94,15 @@ impl ParallelAgentExecutor {
         Self::build(config, Agents::Single(agent), Some(limiter))
     }
 
+    /// Like [`new_pool`](Self::new_pool), with a shared rate limiter.
+    pub fn pool_with_rate_limiter(
+        config: ParallelConfig,
+        agents: Vec<Arc<dyn Agent>>,
+        limiter: Arc<RateLimiter>,
+    ) -> Result<Self> {
+        Self::build(config, Agents::Pool(Members::new(agents)?), Some(limiter))
+    }
+
     fn build(
         config: ParallelConfig,
         agents: Agents,
@@ -310,6 +319,8 @@ impl ParallelAgentExecutor {
             done: AtomicUsize::new(0),
             metrics: Mutex::new(None),
             cancel_reason: Mutex::new(None),
+            budget_exceeded: Default::default(),
+            p95_us: Default::default(),
         });
         let token = self.inner.token.child_token();
         let questions: Arc<[Arc<str>]> = questions.into();
@@ -364,7 +375,18 @@ pub struct ConsensusResult {
 struct BatchShared {
     done: AtomicUsize,
     metrics: Mutex<Option<ExecutionMetrics>>,
-    cancel_reason: Mutex<Option<&'static str>>,
+    /// Why the batch was cancelled; the first reason wins.
+    cancel_reason: Mutex<Option<Arc<str>>>,
+    budget_exceeded: std::sync::atomic::AtomicBool,
+    /// The batch's recent p95 call duration in µs (0 until known), for p95 hedging.
+    p95_us: std::sync::atomic::AtomicU64,
+}
+
+impl BatchShared {
+    fn cancel(&self, token: &CancellationToken, reason: &str) {
+        lock(&self.cancel_reason).get_or_insert_with(|| Arc::from(reason));
+        token.cancel();
+    }
 }
 
 /// A running batch. Results come out of [`next`](Self::next) in completion order, each
@@ -460,9 +482,13 @@ impl Batch {
         self.cancel_with("cancelled by the host");
     }
 
-    fn cancel_with(&self, reason: &'static str) {
-        lock(&self.shared.cancel_reason).get_or_insert(reason);
-        self.token.cancel();
+    fn cancel_with(&self, reason: &str) {
+        self.shared.cancel(&self.token, reason);
+    }
+
+    /// Whether the batch was cancelled because its error budget (`max_errors`) ran out.
+    pub fn budget_exceeded(&self) -> bool {
+        self.shared.budget_exceeded.load(Ordering::Acquire)
     }
 
     /// Questions in the batch.
@@ -512,8 +538,12 @@ impl BatchProbe {
 
     /// Cancels the batch (as [`Batch::cancel`]) without access to it.
     pub fn cancel(&self) {
-        lock(&self.shared.cancel_reason).get_or_insert("cancelled by the host");
-        self.token.cancel();
+        self.shared.cancel(&self.token, "cancelled by the host");
+    }
+
+    /// Whether the batch was cancelled because its error budget ran out.
+    pub fn budget_exceeded(&self) -> bool {
+        self.shared.budget_exceeded.load(Ordering::Acquire)
     }
 }
 
@@ -534,8 +564,25 @@ struct Job {
 }
 
 impl Job {
-    fn cancel_reason(&self) -> &'static str {
-        lock(&self.shared.cancel_reason).unwrap_or("cancelled (executor or library shutdown)")
+    fn cancel_reason(&self) -> String {
+        lock(&self.shared.cancel_reason)
+            .as_deref()
+            .unwrap_or("cancelled (executor or library shutdown)")
+            .to_owned()
+    }
+
+    /// How long a call may run before it is hedged, if hedging is on and due.
+    fn hedge_delay(&self) -> Option<Duration> {
+        let h = &self.inner.config.hedge;
+        let p95 = match self.shared.p95_us.load(Ordering::Relaxed) {
+            0 => None,
+            us if h.after_p95 => Some(Duration::from_micros(us)),
+            _ => None,
+        };
+        match (h.after, p95) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -546,9 +593,8 @@ async fn drive(job: Job, tx: mpsc::Sender<AgentResult>) {
     // A finished call keeps its permit until its result is in the channel, so a slow
     // consumer holds the batch to `buffer + max_concurrency` results ahead of it.
     let mut set: JoinSet<(AgentResult, OwnedSemaphorePermit)> = JoinSet::new();
-    let mut rec = MetricsRecorder::new();
+    let mut sink = Sink::new(tx);
     let mut next = 0;
-    let mut consumer_gone = false;
     while next < n || !set.is_empty() {
         let may_start = next < n && set.len() < job.per_batch_limit && !job.token.is_cancelled();
         let sem = Arc::clone(&job.inner.semaphore);
@@ -556,7 +602,7 @@ async fn drive(job: Job, tx: mpsc::Sender<AgentResult>) {
             biased;
             Some(joined) = set.join_next(), if !set.is_empty() => {
                 let (r, permit) = joined.expect("call tasks catch their own panics and are never aborted");
-                consumer_gone |= !deliver(&job, &mut rec, &tx, r, consumer_gone).await;
+                sink.deliver(&job, r).await;
                 drop(permit);
             }
             permit = sem.acquire_owned(), if may_start => {
@@ -568,32 +614,84 @@ async fn drive(job: Job, tx: mpsc::Sender<AgentResult>) {
             _ = job.token.cancelled(), if next < n => {
                 // Questions never started still get their result, each exactly once.
                 while next < n {
-                    let r = AgentResult::not_started(next, Arc::clone(&job.questions[next]), job.cancel_reason());
+                    let r = AgentResult::not_started(next, Arc::clone(&job.questions[next]), &job.cancel_reason());
                     next += 1;
-                    consumer_gone |= !deliver(&job, &mut rec, &tx, r, consumer_gone).await;
+                    sink.deliver(&job, r).await;
                 }
             }
         }
     }
-    let m = rec.snapshot();
-    lock(&job.inner.lifetime).merge(&rec);
+    let m = sink.rec.snapshot();
+    lock(&job.inner.lifetime).merge(&sink.rec);
     *lock(&job.shared.metrics) = Some(m);
 }
 
-/// Records and forwards one result; false once the consumer has gone.
-async fn deliver(
-    job: &Job,
-    rec: &mut MetricsRecorder,
-    tx: &mpsc::Sender<AgentResult>,
-    r: AgentResult,
+/// Recent durations kept for the p95 that drives hedging.
+const P95_WINDOW: usize = 256;
+/// Results needed before the p95 is trusted.
+const P95_MIN_SAMPLES: usize = 20;
+
+/// The driver's end of a batch: records each result, enforces the error budget, tracks
+/// the p95 for hedging, and forwards to the consumer while it listens.
+struct Sink {
+    tx: mpsc::Sender<AgentResult>,
+    rec: MetricsRecorder,
     consumer_gone: bool,
-) -> bool {
-    rec.record_timed(&r, Instant::now());
-    job.shared.done.fetch_add(1, Ordering::Release);
-    if consumer_gone {
-        return false;
+    errors: usize,
+    recent: Vec<u64>,
+    seen: usize,
+}
+
+impl Sink {
+    fn new(tx: mpsc::Sender<AgentResult>) -> Self {
+        Self {
+            tx,
+            rec: MetricsRecorder::new(),
+            consumer_gone: false,
+            errors: 0,
+            recent: Vec::new(),
+            seen: 0,
+        }
     }
-    tx.send(r).await.is_ok()
+
+    async fn deliver(&mut self, job: &Job, r: AgentResult) {
+        self.rec.record_timed(&r, Instant::now());
+        job.shared.done.fetch_add(1, Ordering::Release);
+        if matches!(r.outcome, Outcome::Failed | Outcome::TimedOut) {
+            self.errors += 1;
+            if let Some(max) = job.inner.config.max_errors {
+                if self.errors > max && !job.shared.budget_exceeded.swap(true, Ordering::AcqRel) {
+                    let why = format!(
+                        "cancelled: error budget exceeded ({} errors > max_errors {max})",
+                        self.errors
+                    );
+                    job.shared.cancel(&job.token, &why);
+                }
+            }
+        }
+        if job.inner.config.hedge.after_p95 && r.outcome != Outcome::Cancelled {
+            self.track_p95(job, r.duration);
+        }
+        if !self.consumer_gone {
+            self.consumer_gone = self.tx.send(r).await.is_err();
+        }
+    }
+
+    fn track_p95(&mut self, job: &Job, d: Duration) {
+        let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
+        if self.recent.len() < P95_WINDOW {
+            self.recent.push(us);
+        } else {
+            self.recent[self.seen % P95_WINDOW] = us;
+        }
+        self.seen += 1;
+        if self.seen >= P95_MIN_SAMPLES && self.seen % 16 == 0 {
+            let mut v = self.recent.clone();
+            let k = (v.len() * 95).div_ceil(100) - 1;
+            let (_, p95, _) = v.select_nth_unstable(k);
+            job.shared.p95_us.store((*p95).max(1), Ordering::Relaxed);
+        }
+    }
 }
 
 enum Attempt {
@@ -610,7 +708,11 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
     let question = Arc::clone(&job.questions[index]);
     let start = Instant::now();
     let mut attempts = 0u32;
-    let mut agent_id = index;
+    let mut info = CallInfo {
+        agent_id: index,
+        hedged: false,
+        hedge_won: false,
+    };
     let outcome = loop {
         if let Some(rate) = &job.inner.rate {
             tokio::select! {
@@ -620,7 +722,7 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
         }
         attempts += 1;
         let attempt = tokio::select! {
-            a = attempt_once(job, index, &question, &mut agent_id) => a,
+            a = attempt_once(job, index, &question, &mut info) => a,
             _ = job.token.cancelled() => Attempt::Cancelled,
         };
         let retry = match &attempt {
@@ -646,14 +748,10 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
             Some(format!("timed out after {:?}", cfg.agent_timeout)),
             Outcome::TimedOut,
         ),
-        Attempt::Cancelled => (
-            None,
-            Some(job.cancel_reason().to_owned()),
-            Outcome::Cancelled,
-        ),
+        Attempt::Cancelled => (None, Some(job.cancel_reason()), Outcome::Cancelled),
     };
     AgentResult {
-        agent_id,
+        agent_id: info.agent_id,
         question_index: index,
         question,
         success: outcome == Outcome::Ok,
@@ -662,34 +760,72 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
         outcome,
         duration: start.elapsed(),
         attempts,
+        hedged: info.hedged,
+        hedge_won: info.hedge_won,
     }
 }
 
 /// One attempt against the right agent, bounded by the timeout; a panic becomes a value.
-async fn attempt_once(job: &Job, index: usize, question: &str, agent_id: &mut usize) -> Attempt {
-    let timeout = job.inner.config.agent_timeout;
-    let call = async {
-        match &job.inner.agents {
-            Agents::Single(agent) => {
-                *agent_id = index;
-                guarded(agent.answer(question, index)).await
-            }
-            Agents::Pool(members) => {
-                let lease = match job.assign {
-                    Assign::Questions => members.acquire_any().await,
-                    Assign::Voters => members.acquire(index).await,
-                };
-                *agent_id = lease.index;
-                guarded(lease.agent.answer(question, lease.index)).await
-            }
+/// With hedging on, a call still running at the hedge delay gets one duplicate; the first
+/// answer wins and the other call is dropped (cancelled).
+async fn attempt_once(job: &Job, index: usize, question: &str, info: &mut CallInfo) -> Attempt {
+    let work = async {
+        let primary = call_agent(job, index, question);
+        let Some(delay) = job.hedge_delay() else {
+            return (primary.await, false);
+        };
+        tokio::pin!(primary);
+        tokio::select! {
+            r = &mut primary => return (r, false),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        info.hedged = true;
+        let backup = call_agent(job, index, question);
+        tokio::pin!(backup);
+        // Take the first answer; if the first to finish failed, wait for the other.
+        tokio::select! {
+            r = &mut primary => match r {
+                (Attempt::Answer(_), _) => (r, false),
+                _ => (backup.await, true),
+            },
+            r = &mut backup => match r {
+                (Attempt::Answer(_), _) => (r, true),
+                _ => (primary.await, false),
+            },
         }
     };
     // Waiting for a free pool member counts against the timeout: the host cares how long
     // the call took, not which part of it was queueing.
-    match tokio::time::timeout(timeout, call).await {
-        Ok(a) => a,
+    match tokio::time::timeout(job.inner.config.agent_timeout, work).await {
+        Ok(((attempt, member), won)) => {
+            info.agent_id = member;
+            info.hedge_won |= won && matches!(attempt, Attempt::Answer(_));
+            attempt
+        }
         Err(_) => Attempt::TimedOut,
     }
+}
+
+/// One call to the agent that serves slot `index`; returns the attempt and the agent id.
+async fn call_agent(job: &Job, index: usize, question: &str) -> (Attempt, usize) {
+    match &job.inner.agents {
+        Agents::Single(agent) => (guarded(agent.answer(question, index)).await, index),
+        Agents::Pool(members) => {
+            let lease = match job.assign {
+                Assign::Questions => members.acquire_any().await,
+                Assign::Voters => members.acquire(index).await,
+            };
+            let id = lease.index;
+            (guarded(lease.agent.answer(question, id)).await, id)
+        }
+    }
+}
+
+/// What a call's attempts learned about it, for its result.
+struct CallInfo {
+    agent_id: usize,
+    hedged: bool,
+    hedge_won: bool,
 }
 
 async fn guarded(

@@ -29,6 +29,10 @@ pub struct ExecutionMetrics {
     pub total_count: u64,
     /// Attempts made, retries included.
     pub attempts: u64,
+    /// Calls for which a straggler hedge was started.
+    pub hedged_count: u64,
+    /// Hedges that answered before the original call.
+    pub hedge_wins: u64,
     /// Mean of the per-call durations.
     #[serde(serialize_with = "ser_us")]
     pub avg_duration: Duration,
@@ -143,6 +147,8 @@ pub struct MetricsRecorder {
     max: Duration,
     counts: [u64; 4],
     attempts: u64,
+    hedged: u64,
+    hedge_wins: u64,
     first_start: Option<Instant>,
     last_end: Option<Instant>,
 }
@@ -163,6 +169,8 @@ impl MetricsRecorder {
             max: Duration::ZERO,
             counts: [0; 4],
             attempts: 0,
+            hedged: 0,
+            hedge_wins: 0,
             first_start: None,
             last_end: None,
         }
@@ -172,6 +180,8 @@ impl MetricsRecorder {
     pub fn record(&mut self, r: &AgentResult) {
         self.counts[r.outcome as usize] += 1;
         self.attempts += u64::from(r.attempts);
+        self.hedged += u64::from(r.hedged);
+        self.hedge_wins += u64::from(r.hedge_won);
         if r.outcome == Outcome::Cancelled {
             return;
         }
@@ -218,6 +228,8 @@ impl MetricsRecorder {
             self.counts[i] += other.counts[i];
         }
         self.attempts += other.attempts;
+        self.hedged += other.hedged;
+        self.hedge_wins += other.hedge_wins;
         self.first_start = match (self.first_start, other.first_start) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -253,6 +265,8 @@ impl MetricsRecorder {
             cancelled_count: self.counts[Outcome::Cancelled as usize],
             total_count: self.counts.iter().sum(),
             attempts: self.attempts,
+            hedged_count: self.hedged,
+            hedge_wins: self.hedge_wins,
             avg_duration: if ran == 0 {
                 Duration::ZERO
             } else {

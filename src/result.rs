@@ -52,6 +52,10 @@ pub struct AgentResult {
     pub duration: Duration,
     /// Attempts made (0 if it never started).
     pub attempts: u32,
+    /// Whether a straggler hedge (a duplicate call) was started for it.
+    pub hedged: bool,
+    /// Whether the hedge answered first.
+    pub hedge_won: bool,
 }
 
 impl AgentResult {
@@ -67,6 +71,8 @@ impl AgentResult {
             outcome: Outcome::Cancelled,
             duration: Duration::ZERO,
             attempts: 0,
+            hedged: false,
+            hedge_won: false,
         }
     }
 

@@ -544,3 +544,169 @@ fn rate_limit_bounds_starts_in_every_window() {
         }
     }
 }
+
+/// Slow on the first call of each question, fast on any later one: a straggler that a
+/// hedge fixes.
+#[derive(Default)]
+struct FirstCallSlow {
+    seen: Mutex<HashMap<String, usize>>,
+    cancelled_slow: AtomicUsize,
+}
+
+struct CountDrop<'a>(&'a AtomicUsize, bool);
+impl Drop for CountDrop<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl Agent for FirstCallSlow {
+    fn answer<'a>(&'a self, q: &'a str, _id: usize) -> BoxFuture<'a, Result<String, AgentError>> {
+        Box::pin(async move {
+            let n = {
+                let mut s = self.seen.lock().unwrap();
+                let e = s.entry(q.to_owned()).or_insert(0);
+                *e += 1;
+                *e
+            };
+            if n == 1 && q.starts_with("straggler") {
+                let mut guard = CountDrop(&self.cancelled_slow, true);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                guard.1 = false;
+                return Ok(format!("slow {q}"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            Ok(format!("fast {q}"))
+        })
+    }
+}
+
+#[test]
+fn hedging_answers_stragglers_from_a_duplicate_and_cancels_the_original() {
+    let agent = Arc::new(FirstCallSlow::default());
+    let cfg = ParallelConfig {
+        hedge: parallel_agents::config::HedgePolicy {
+            after: Some(Duration::from_millis(50)),
+            after_p95: false,
+        },
+        ..config(8)
+    };
+    let exec = ParallelAgentExecutor::new(cfg, agent.clone()).unwrap();
+    let qs: Vec<String> = (0..8)
+        .map(|i| {
+            if i % 4 == 0 {
+                format!("straggler{i}")
+            } else {
+                format!("q{i}")
+            }
+        })
+        .collect();
+    let batch = exec.submit(qs).unwrap();
+    let (r, m) = block_on("t", batch.finish()).unwrap();
+    each_index_once(&r, 8);
+    assert!(r.iter().all(|x| x.success));
+    assert_eq!(r[0].answer.as_deref(), Some("fast straggler0"));
+    assert!(r[0].hedged && r[0].hedge_won);
+    assert!(!r[1].hedged);
+    assert_eq!((m.hedged_count, m.hedge_wins), (2, 2));
+    // The slow originals were dropped, not left running.
+    assert_eq!(agent.cancelled_slow.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn p95_hedging_kicks_in_after_enough_samples() {
+    let agent = Arc::new(FirstCallSlow::default());
+    let cfg = ParallelConfig {
+        hedge: parallel_agents::config::HedgePolicy {
+            after: None,
+            after_p95: true,
+        },
+        ..config(4)
+    };
+    let exec = ParallelAgentExecutor::new(cfg, agent).unwrap();
+    // 64 fast calls establish a p95 of ~5 ms; the stragglers behind them get hedged.
+    let mut qs: Vec<String> = (0..64).map(|i| format!("q{i}")).collect();
+    qs.extend((0..3).map(|i| format!("straggler{i}")));
+    let (r, m) = block_on("t", exec.submit(qs).unwrap().finish()).unwrap();
+    each_index_once(&r, 67);
+    assert!(r[64..]
+        .iter()
+        .all(|x| x.hedged && x.answer.as_deref().unwrap().starts_with("fast")));
+    assert!(m.hedge_wins >= 3);
+}
+
+#[test]
+fn error_budget_cancels_the_rest_and_reports_it() {
+    let cfg = ParallelConfig {
+        max_errors: Some(2),
+        ..config(1)
+    };
+    let (exec, _) = exec_with(cfg);
+    let mut qs: Vec<String> = vec!["fail".into(); 3];
+    qs.extend((0..20).map(|i| format!("sleep:1#{i}")));
+    let mut batch = exec.submit(qs).unwrap();
+    let mut got = vec![];
+    block_on("t", async {
+        while let Some(r) = batch.next().await {
+            got.push(r);
+        }
+    })
+    .unwrap();
+    each_index_once(&got, 23);
+    assert!(batch.budget_exceeded());
+    let failed = got.iter().filter(|r| r.outcome == Outcome::Failed).count();
+    let cancelled: Vec<_> = got
+        .iter()
+        .filter(|r| r.outcome == Outcome::Cancelled)
+        .collect();
+    assert_eq!(failed, 3);
+    assert_eq!(cancelled.len(), 20, "concurrency 1: nothing else started");
+    assert!(cancelled[0]
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("error budget exceeded"));
+}
+
+#[test]
+fn a_shared_rate_limiter_bounds_several_executors_together() {
+    let limiter = Arc::new(parallel_agents::RateLimiter::new(RateLimit {
+        per_second: 100.0,
+        burst: 2,
+    }));
+    let agent = Arc::new(ScriptAgent::default());
+    let execs: Vec<_> = (0..3)
+        .map(|_| {
+            ParallelAgentExecutor::with_rate_limiter(config(16), agent.clone(), limiter.clone())
+                .unwrap()
+        })
+        .collect();
+    let hs: Vec<_> = execs
+        .into_iter()
+        .enumerate()
+        .map(|(k, e)| {
+            std::thread::spawn(move || {
+                let qs: Vec<String> = (0..15).map(|i| format!("e{k}q{i}")).collect();
+                block_on("t", e.execute_parallel(qs)).unwrap().unwrap()
+            })
+        })
+        .collect();
+    for h in hs {
+        each_index_once(&h.join().unwrap(), 15);
+    }
+    let mut starts = agent.starts.lock().unwrap().clone();
+    starts.sort();
+    assert_eq!(starts.len(), 45);
+    for i in 0..starts.len() {
+        for j in i..starts.len() {
+            let width = starts[j].duration_since(starts[i]).as_secs_f64();
+            assert!(
+                ((j - i + 1) as f64) <= 2.0 + 100.0 * width + 1.0,
+                "{} starts in {width}s",
+                j - i + 1
+            );
+        }
+    }
+}

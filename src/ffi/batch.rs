@@ -182,6 +182,15 @@ pub extern "C" fn pagent_batch_metrics(
     })
 }
 
+/// Whether the batch cancelled itself because its error budget (`max_errors`) ran out.
+#[no_mangle]
+pub extern "C" fn pagent_batch_budget_exceeded(batch: *const pagent_batch) -> bool {
+    // SAFETY: a live handle per the API contract.
+    super::guard::guard_value("pagent_batch_budget_exceeded", false, || {
+        unsafe { batch.as_ref() }.map(|b| b.probe.budget_exceeded())
+    })
+}
+
 /// Frees a batch, cancelling the calls it still runs. NULL is a no-op.
 #[no_mangle]
 pub extern "C" fn pagent_batch_free(batch: *mut pagent_batch) {

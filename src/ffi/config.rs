@@ -2,31 +2,40 @@
 
 use std::time::Duration;
 
-use super::guard::{arg_mut, boxed, free_boxed, guard, FfiResult};
+use std::sync::Arc;
+
+use super::guard::{arg, arg_mut, boxed, free_boxed, guard, out_handle, FfiResult};
 use super::status::{pagent_status, Failure};
 use crate::config::{ParallelConfig, RateLimit};
+use crate::ratelimit::RateLimiter;
 
 /// Execution settings. Create with `pagent_config_new`, adjust with the setters, pass to
 /// `pagent_executor_new` (which copies it), free with `pagent_config_free`.
 /// Not thread-safe: do not use one config from two threads at once.
 pub struct pagent_config {
     inner: ParallelConfig,
+    shared_limiter: Option<Arc<RateLimiter>>,
 }
 
 impl pagent_config {
     pub(crate) fn get(&self) -> &ParallelConfig {
         &self.inner
     }
+
+    pub(crate) fn shared_limiter(&self) -> Option<Arc<RateLimiter>> {
+        self.shared_limiter.clone()
+    }
 }
 
 /// A config with the defaults: max_concurrency 4, agent timeout 30 s, no deduplication,
-/// consensus threshold 0.6 with early stop off, no retries, no rate limit, stream buffer
-/// 64. Caller owns it and must call `pagent_config_free`. Returns NULL only if out of
+/// consensus threshold 0.6 with early stop on, no retries, no rate limit, stream buffer
+/// 64, no hedging, no error budget. Caller owns it and must call `pagent_config_free`. Returns NULL only if out of
 /// memory (the process aborts first in practice).
 #[no_mangle]
 pub extern "C" fn pagent_config_new() -> *mut pagent_config {
     boxed(pagent_config {
         inner: ParallelConfig::default(),
+        shared_limiter: None,
     })
 }
 
@@ -181,5 +190,94 @@ pub extern "C" fn pagent_config_set_stream_buffer(
     set("pagent_config_set_stream_buffer", config, |c| {
         c.stream_buffer = buffer;
         Ok(())
+    })
+}
+
+/// Straggler hedging: once a call has run `after_ms` (0: no fixed delay), or past the
+/// batch's observed p95 when `after_p95` is true (whichever comes first), start one
+/// duplicate call and take whichever answers first; the other is cancelled. Both off
+/// (0, false) disables it. Counted in `pagent_metrics.hedged_count` / `hedge_wins`.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_hedge(
+    config: *mut pagent_config,
+    after_ms: u64,
+    after_p95: bool,
+) -> pagent_status {
+    set("pagent_config_set_hedge", config, |c| {
+        c.hedge.after = (after_ms != 0).then(|| Duration::from_millis(after_ms));
+        c.hedge.after_p95 = after_p95;
+        Ok(())
+    })
+}
+
+/// Error budget: once more than `max_errors` calls of a batch have failed or timed out,
+/// the batch cancels what still runs (`pagent_batch_budget_exceeded` then says so, and
+/// the cancelled results' error says why). `SIZE_MAX` (the default) means no budget.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_max_errors(
+    config: *mut pagent_config,
+    max_errors: usize,
+) -> pagent_status {
+    set("pagent_config_set_max_errors", config, |c| {
+        c.max_errors = (max_errors != usize::MAX).then_some(max_errors);
+        Ok(())
+    })
+}
+
+/// A rate limit that several executors share: their calls start, together, at most
+/// `per_second` on average with up to `burst` at once. Attach with
+/// `pagent_config_set_shared_rate_limiter`. Thread-safe.
+pub struct pagent_rate_limiter {
+    inner: Arc<RateLimiter>,
+}
+
+/// Makes a shared rate limiter; `per_second` in (0, 1e9], `burst >= 1`. Out: the new
+/// limiter, or NULL. Caller owns it (`pagent_rate_limiter_free`); executors using it keep
+/// their own reference.
+#[no_mangle]
+pub extern "C" fn pagent_rate_limiter_new(
+    per_second: f64,
+    burst: u32,
+    out: *mut *mut pagent_rate_limiter,
+) -> pagent_status {
+    guard("pagent_rate_limiter_new", || -> FfiResult {
+        let out = out_handle(out, "out")?;
+        let limit = RateLimit { per_second, burst };
+        let check = ParallelConfig {
+            rate_limit: Some(limit.clone()),
+            ..Default::default()
+        };
+        check.validate().map_err(crate::Error::from)?;
+        *out = boxed(pagent_rate_limiter {
+            inner: Arc::new(RateLimiter::new(limit)),
+        });
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Frees the caller's reference to a limiter. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn pagent_rate_limiter_free(limiter: *mut pagent_rate_limiter) {
+    let _ = guard("pagent_rate_limiter_free", || {
+        free_boxed(limiter);
+        Ok(pagent_status::PAGENT_OK)
+    });
+}
+
+/// Makes executors created from this config share `limiter` (replacing any
+/// `pagent_config_set_rate_limit`); NULL detaches it. The config keeps a reference.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_shared_rate_limiter(
+    config: *mut pagent_config,
+    limiter: *const pagent_rate_limiter,
+) -> pagent_status {
+    guard("pagent_config_set_shared_rate_limiter", || -> FfiResult {
+        let c = arg_mut(config, "config")?;
+        c.shared_limiter = if limiter.is_null() {
+            None
+        } else {
+            Some(Arc::clone(&arg(limiter, "limiter")?.inner))
+        };
+        Ok(pagent_status::PAGENT_OK)
     })
 }

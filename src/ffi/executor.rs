@@ -13,6 +13,7 @@ use super::results::{pagent_consensus, pagent_metrics, pagent_results};
 use super::status::{pagent_status, Failure};
 use crate::config::ParallelConfig;
 use crate::executor::ParallelAgentExecutor;
+use crate::ratelimit::RateLimiter;
 use crate::runtime;
 
 /// Runs questions through an agent or a pool. Thread-safe: any number of host threads
@@ -22,9 +23,12 @@ pub struct pagent_executor {
     exec: ParallelAgentExecutor,
 }
 
-fn config_of(config: *const pagent_config) -> ParallelConfig {
+fn config_of(config: *const pagent_config) -> (ParallelConfig, Option<Arc<RateLimiter>>) {
     // SAFETY: a live handle per the API contract; NULL means defaults.
-    unsafe { config.as_ref() }.map_or_else(ParallelConfig::default, |c| c.get().clone())
+    match unsafe { config.as_ref() } {
+        Some(c) => (c.get().clone(), c.shared_limiter()),
+        None => (ParallelConfig::default(), None),
+    }
 }
 
 /// Makes an executor over one agent. `config` NULL means defaults; it is copied, and the
@@ -39,7 +43,10 @@ pub extern "C" fn pagent_executor_new(
     guard("pagent_executor_new", || -> FfiResult {
         let out = out_handle(out, "out")?;
         let agent = Arc::clone(&agent_ref(agent, "agent")?.agent);
-        let exec = ParallelAgentExecutor::new(config_of(config), agent)?;
+        let exec = match config_of(config) {
+            (cfg, None) => ParallelAgentExecutor::new(cfg, agent)?,
+            (cfg, Some(l)) => ParallelAgentExecutor::with_rate_limiter(cfg, agent, l)?,
+        };
         *out = boxed(pagent_executor { exec });
         Ok(pagent_status::PAGENT_OK)
     })
@@ -73,7 +80,10 @@ pub extern "C" fn pagent_executor_new_pool(
             .enumerate()
             .map(|(i, p)| agent_ref(*p, &format!("agents[{i}]")).map(|a| Arc::clone(&a.agent)))
             .collect::<Result<Vec<_>, _>>()?;
-        let exec = ParallelAgentExecutor::new_pool(config_of(config), list)?;
+        let exec = match config_of(config) {
+            (cfg, None) => ParallelAgentExecutor::new_pool(cfg, list)?,
+            (cfg, Some(l)) => ParallelAgentExecutor::pool_with_rate_limiter(cfg, list, l)?,
+        };
         *out = boxed(pagent_executor { exec });
         Ok(pagent_status::PAGENT_OK)
     })

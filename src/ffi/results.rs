@@ -159,6 +159,10 @@ pub struct pagent_metrics {
     pub total_count: u64,
     /// Attempts, retries included.
     pub attempts: u64,
+    /// Calls for which a straggler hedge (duplicate call) was started.
+    pub hedged_count: u64,
+    /// Hedges that answered before the original call.
+    pub hedge_wins: u64,
     /// Mean per-call duration.
     pub avg_duration_us: u64,
     /// Shortest per-call duration.
@@ -189,6 +193,8 @@ impl From<&ExecutionMetrics> for pagent_metrics {
             cancelled_count: m.cancelled_count,
             total_count: m.total_count,
             attempts: m.attempts,
+            hedged_count: m.hedged_count,
+            hedge_wins: m.hedge_wins,
             avg_duration_us: us(m.avg_duration),
             min_duration_us: us(m.min_duration),
             max_duration_us: us(m.max_duration),
@@ -211,6 +217,8 @@ impl From<&pagent_metrics> for ExecutionMetrics {
             cancelled_count: m.cancelled_count,
             total_count: m.total_count,
             attempts: m.attempts,
+            hedged_count: m.hedged_count,
+            hedge_wins: m.hedge_wins,
             avg_duration: D::from_micros(m.avg_duration_us),
             min_duration: D::from_micros(m.min_duration_us),
             max_duration: D::from_micros(m.max_duration_us),
