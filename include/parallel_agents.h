@@ -25,6 +25,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#if defined(PAGENT_HAS_PYTHON)
+/**
+ * Largest accepted [`PythonOptions::max_threads`]. The runtime's blocking pool (512
+ * threads, shared with callback agents) is the ceiling in practice.
+ */
+#define MAX_PYTHON_THREADS 100000
+#endif
+
 /**
  * Return value of a `pagent_answer_fn`: the answer was set with `pagent_reply_set_answer`.
  */
@@ -207,6 +215,13 @@ typedef struct pagent_executor pagent_executor;
 typedef struct pagent_pending pagent_pending;
 
 /**
+ * A rate limit that several executors share: their calls start, together, at most
+ * `per_second` on average with up to `burst` at once. Attach with
+ * `pagent_config_set_shared_rate_limiter`. Thread-safe.
+ */
+typedef struct pagent_rate_limiter pagent_rate_limiter;
+
+/**
  * Where a synchronous callback puts its answer or error. Valid only during the callback.
  */
 typedef struct pagent_reply pagent_reply;
@@ -333,6 +348,14 @@ typedef struct pagent_metrics {
    * Attempts, retries included.
    */
   uint64_t attempts;
+  /**
+   * Calls for which a straggler hedge (duplicate call) was started.
+   */
+  uint64_t hedged_count;
+  /**
+   * Hedges that answered before the original call.
+   */
+  uint64_t hedge_wins;
   /**
    * Mean per-call duration.
    */
@@ -485,14 +508,19 @@ pagent_status pagent_batch_progress(const struct pagent_batch *batch, size_t *do
 pagent_status pagent_batch_metrics(const struct pagent_batch *batch, struct pagent_metrics *out);
 
 /**
+ * Whether the batch cancelled itself because its error budget (`max_errors`) ran out.
+ */
+bool pagent_batch_budget_exceeded(const struct pagent_batch *batch);
+
+/**
  * Frees a batch, cancelling the calls it still runs. NULL is a no-op.
  */
 void pagent_batch_free(struct pagent_batch *batch);
 
 /**
  * A config with the defaults: max_concurrency 4, agent timeout 30 s, no deduplication,
- * consensus threshold 0.6 with early stop off, no retries, no rate limit, stream buffer
- * 64. Caller owns it and must call `pagent_config_free`. Returns NULL only if out of
+ * consensus threshold 0.6 with early stop on, no retries, no rate limit, stream buffer
+ * 64, no hedging, no error budget. Caller owns it and must call `pagent_config_free`. Returns NULL only if out of
  * memory (the process aborts first in practice).
  */
 struct pagent_config *pagent_config_new(void);
@@ -562,6 +590,44 @@ pagent_status pagent_config_set_rate_limit(struct pagent_config *config,
  * starting calls; 1 to 10,000,000.
  */
 pagent_status pagent_config_set_stream_buffer(struct pagent_config *config, size_t buffer);
+
+/**
+ * Straggler hedging: once a call has run `after_ms` (0: no fixed delay), or past the
+ * batch's observed p95 when `after_p95` is true (whichever comes first), start one
+ * duplicate call and take whichever answers first; the other is cancelled. Both off
+ * (0, false) disables it. Counted in `pagent_metrics.hedged_count` / `hedge_wins`.
+ */
+pagent_status pagent_config_set_hedge(struct pagent_config *config,
+                                      uint64_t after_ms,
+                                      bool after_p95);
+
+/**
+ * Error budget: once more than `max_errors` calls of a batch have failed or timed out,
+ * the batch cancels what still runs (`pagent_batch_budget_exceeded` then says so, and
+ * the cancelled results' error says why). `SIZE_MAX` (the default) means no budget.
+ */
+pagent_status pagent_config_set_max_errors(struct pagent_config *config, size_t max_errors);
+
+/**
+ * Makes a shared rate limiter; `per_second` in (0, 1e9], `burst >= 1`. Out: the new
+ * limiter, or NULL. Caller owns it (`pagent_rate_limiter_free`); executors using it keep
+ * their own reference.
+ */
+pagent_status pagent_rate_limiter_new(double per_second,
+                                      uint32_t burst,
+                                      struct pagent_rate_limiter **out);
+
+/**
+ * Frees the caller's reference to a limiter. NULL is a no-op.
+ */
+void pagent_rate_limiter_free(struct pagent_rate_limiter *limiter);
+
+/**
+ * Makes executors created from this config share `limiter` (replacing any
+ * `pagent_config_set_rate_limit`); NULL detaches it. The config keeps a reference.
+ */
+pagent_status pagent_config_set_shared_rate_limiter(struct pagent_config *config,
+                                                    const struct pagent_rate_limiter *limiter);
 
 /**
  * Makes an executor over one agent. `config` NULL means defaults; it is copied, and the
