@@ -5,6 +5,9 @@
 //! return a status and set `pagent_last_error()`; out-handles are NULL unless the call
 //! succeeds; each handle type has exactly one free function, which accepts NULL.
 #![allow(non_camel_case_types)]
+// These are the C entry points: they must take raw pointers, whose validity the header
+// documents as the host's contract (as rustls-ffi does). NULL is always checked.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod agent;
 pub mod batch;
