@@ -232,6 +232,8 @@ impl ParallelAgentExecutor {
             }
         }
         results.sort_by_key(|r| r.question_index);
+        // Only an early stop that actually cut a call short counts as one.
+        early_stopped &= results.iter().any(|r| r.outcome == Outcome::Cancelled);
         let vote = tally.vote(threshold);
         let metrics = batch.metrics().unwrap_or_default();
         self.store_metrics(question, metrics.clone());
@@ -511,7 +513,8 @@ impl Batch {
         self.n_delivered == self.questions.len()
     }
 
-    /// The batch's metrics, once all its calls have finished.
+    /// The batch's metrics once all its calls have finished: set by the time the last
+    /// result is handed out, `None` before.
     pub fn metrics(&self) -> Option<ExecutionMetrics> {
         lock(&self.shared.metrics).clone()
     }
@@ -621,9 +624,7 @@ async fn drive(job: Job, tx: mpsc::Sender<AgentResult>) {
             }
         }
     }
-    let m = sink.rec.snapshot();
     lock(&job.inner.lifetime).merge(&sink.rec);
-    *lock(&job.shared.metrics) = Some(m);
 }
 
 /// Recent durations kept for the p95 that drives hedging.
@@ -656,7 +657,11 @@ impl Sink {
 
     async fn deliver(&mut self, job: &Job, r: AgentResult) {
         self.rec.record_timed(&r, Instant::now());
-        job.shared.done.fetch_add(1, Ordering::Release);
+        let done = job.shared.done.fetch_add(1, Ordering::AcqRel) + 1;
+        if done == job.questions.len() {
+            // Before the last result goes out, so whoever receives it can read them.
+            *lock(&job.shared.metrics) = Some(self.rec.snapshot());
+        }
         if matches!(r.outcome, Outcome::Failed | Outcome::TimedOut) {
             self.errors += 1;
             if let Some(max) = job.inner.config.max_errors {

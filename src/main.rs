@@ -406,7 +406,7 @@ async fn example_stream() -> anyhow::Result<()> {
 // ---------------------------------------------------------------------------------------
 
 fn mock(opts: MockOptions) -> anyhow::Result<Arc<dyn Agent>> {
-    Ok(Arc::new(MockAgent::new(opts).map_err(anyhow::Error::msg)?))
+    Ok(Arc::new(MockAgent::new(opts)?))
 }
 
 /// The seed's mock: "Agent <id> answer for '<question>'".

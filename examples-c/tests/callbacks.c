@@ -228,6 +228,8 @@ static void async_completion(void) {
   pagent_results_free(res);
   pagent_batch_free(batch);
   pagent_executor_free(ex);
+  /* Released once the batch's last internal reference goes, on a library thread. */
+  for (int i = 0; i < 500 && atomic_load(&pk.freed) == 0; i++) usleep(10 * 1000);
   EXPECT(atomic_load(&pk.freed) == 1);
   for (int i = 0; i < NPEND; i++) free(pk.questions[i]);
 }

@@ -94,9 +94,10 @@ pub struct MockAgent {
 }
 
 impl MockAgent {
-    /// A mock agent; fails if the options are out of range.
-    pub fn new(opts: MockOptions) -> Result<Self, String> {
-        opts.validate()?;
+    /// A mock agent; fails with [`Error::InvalidArgument`](crate::Error) naming the field
+    /// if the options are out of range.
+    pub fn new(opts: MockOptions) -> Result<Self, crate::Error> {
+        opts.validate().map_err(crate::Error::InvalidArgument)?;
         Ok(Self {
             opts,
             retries: DashMap::new(),

@@ -122,7 +122,7 @@ pub extern "C" fn pagent_agent_mock(
             Some(o) => mock_options(o)?,
             None => MockOptions::default(),
         };
-        let agent = MockAgent::new(opts).map_err(Failure::invalid)?;
+        let agent = MockAgent::new(opts)?;
         *out = boxed(pagent_agent {
             agent: Arc::new(agent),
         });
