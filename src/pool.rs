@@ -29,14 +29,15 @@ pub(crate) struct Members {
 pub(crate) struct Lease<'a> {
     pub(crate) index: usize,
     pub(crate) agent: &'a Arc<dyn Agent>,
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
     released: &'a Notify,
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        // The permit is released after this body; a waiter woken now re-scans and retries
-        // `notified` (enabled before its scan), so no wake-up is lost.
+        // Free the member *before* waking a waiter: fields drop after this body, and a
+        // waiter that re-scanned too early would sleep with no wake-up left to come.
+        drop(self.permit.take());
         self.released.notify_one();
     }
 }
@@ -69,7 +70,7 @@ impl Members {
         Lease {
             index,
             agent: &self.members[index].agent,
-            _permit: permit,
+            permit: Some(permit),
             released: &self.released,
         }
     }
