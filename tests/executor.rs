@@ -710,3 +710,32 @@ fn a_shared_rate_limiter_bounds_several_executors_together() {
         }
     }
 }
+
+#[test]
+fn a_small_pool_under_heavy_load_never_stalls() {
+    let members: Vec<Arc<dyn Agent>> = (0..2)
+        .map(|_| Arc::new(ScriptAgent::default()) as Arc<dyn Agent>)
+        .collect();
+    let cfg = ParallelConfig {
+        agent_timeout: Duration::from_secs(20),
+        ..config(64)
+    };
+    let exec = ParallelAgentExecutor::new_pool(cfg, members).unwrap();
+    let hs: Vec<_> = (0..4)
+        .map(|k| {
+            let exec = exec.clone();
+            std::thread::spawn(move || {
+                let qs: Vec<String> = (0..150).map(|i| format!("sleep:1#{k}-{i}")).collect();
+                block_on("t", exec.execute_parallel(qs)).unwrap().unwrap()
+            })
+        })
+        .collect();
+    for h in hs {
+        let r = h.join().unwrap();
+        each_index_once(&r, 150);
+        assert!(
+            r.iter().all(|x| x.outcome == Outcome::Ok),
+            "a call waited out its timeout for a member"
+        );
+    }
+}
