@@ -1,0 +1,3 @@
+module pagentgo
+
+go 1.19
