@@ -25,14 +25,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(PAGENT_HAS_PYTHON)
-/**
- * Largest accepted [`PythonOptions::max_threads`]. The runtime's blocking pool (512
- * threads, shared with callback agents) is the ceiling in practice.
- */
-#define MAX_PYTHON_THREADS 100000
-#endif
-
 /**
  * Return value of a `pagent_answer_fn`: the answer was set with `pagent_reply_set_answer`.
  */

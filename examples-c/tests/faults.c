@@ -18,7 +18,7 @@ static void run(double failure, double hang, double panic, uint32_t retries, int
   EXPECT_STATUS(pagent_agent_mock(&o, &agent), PAGENT_OK);
   pagent_config *cfg = pagent_config_new();
   EXPECT_STATUS(pagent_config_set_max_concurrency(cfg, 32), PAGENT_OK);
-  EXPECT_STATUS(pagent_config_set_agent_timeout_ms(cfg, 300), PAGENT_OK);
+  EXPECT_STATUS(pagent_config_set_agent_timeout_ms(cfg, 1500), PAGENT_OK);
   EXPECT_STATUS(pagent_config_set_max_retries(cfg, retries), PAGENT_OK);
   EXPECT_STATUS(pagent_config_set_retry_backoff_ms(cfg, 1, 5), PAGENT_OK);
   EXPECT_STATUS(pagent_config_set_retry_timeouts(cfg, retries > 0), PAGENT_OK);
