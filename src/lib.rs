@@ -48,6 +48,11 @@ pub use pool::AgentPool;
 pub use ratelimit::RateLimiter;
 pub use result::{AgentResult, Outcome};
 
+/// Compiles and runs the README's Rust examples as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The text of a panic payload (`&str` or `String`), or a placeholder.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
