@@ -6,9 +6,13 @@ use std::pin::Pin;
 
 pub mod callback;
 pub mod mock;
+#[cfg(feature = "python")]
+pub mod python;
 
 pub use callback::{AsyncCallbackAgent, CallbackAgent, PendingRegistry};
 pub use mock::{MockAgent, MockOptions};
+#[cfg(feature = "python")]
+pub use python::{PythonAgent, PythonOptions};
 
 /// A boxed, sendable future: the object-safe form of an async trait method.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -1,0 +1,138 @@
+"""Python agents for tests/python_agent.rs (loaded in-process by parallel_agents)."""
+
+import asyncio
+import threading
+import time
+
+# What the timeout tests look at: calls that Python saw cancelled or finish late.
+CANCELLED = []
+SLOW_SYNC_FINISHED = []
+_lock = threading.Lock()
+
+
+def echo(question, agent_id):
+    """A plain sync function."""
+    return "echo %d: %s" % (agent_id, question)
+
+
+async def aecho(question, agent_id):
+    """An async def function."""
+    await asyncio.sleep(0)
+    return "aecho %d: %s" % (agent_id, question)
+
+
+class Answer:
+    def __init__(self, answer, other="ignored"):
+        self.answer = answer
+        self.other = other
+
+
+def with_answer(question, agent_id):
+    """An object with an .answer field (like a DSPy Prediction)."""
+    return Answer("object says " + question)
+
+
+async def awith_answer(question, agent_id):
+    return Answer("async object says " + question)
+
+
+def as_dict(question, agent_id):
+    return {"answer": question.upper(), "confidence": 0.5}
+
+
+def custom_field(question, agent_id):
+    return Answer("not this", other="custom " + question)
+
+
+def number(question, agent_id):
+    return agent_id * 2
+
+
+def returns_none(question, agent_id):
+    return None
+
+
+def returns_coroutine(question, agent_id):
+    """A sync function handing back an awaitable: finished on the event loop."""
+    return aecho(question, agent_id)
+
+
+class AgentFailure(Exception):
+    pass
+
+
+def boom(question, agent_id):
+    raise ValueError("bad question %r" % question)
+
+
+async def aboom(question, agent_id):
+    await asyncio.sleep(0.001)
+    raise AgentFailure("async failure for agent %d" % agent_id)
+
+
+def flaky_connection(question, agent_id):
+    raise ConnectionError("upstream reset")
+
+
+def slow_sync(question, agent_id):
+    time.sleep(float(question))
+    with _lock:
+        SLOW_SYNC_FINISHED.append(agent_id)
+    return "finished"
+
+
+async def slow_async(question, agent_id):
+    try:
+        await asyncio.sleep(float(question))
+    except asyncio.CancelledError:
+        CANCELLED.append(agent_id)
+        raise
+    return "finished"
+
+
+def cancelled_count(question, agent_id):
+    return str(len(CANCELLED))
+
+
+def slow_sync_finished_count(question, agent_id):
+    with _lock:
+        return str(len(SLOW_SYNC_FINISHED))
+
+
+def io_sync(question, agent_id):
+    """I/O-bound: 100 ms of waiting, GIL released."""
+    time.sleep(0.1)
+    return question
+
+
+async def io_async(question, agent_id):
+    await asyncio.sleep(0.1)
+    return question
+
+
+class Echo:
+    """A factory product called with question=..."""
+
+    def __init__(self):
+        self.prefix = "made"
+
+    def __call__(self, question):
+        return "%s: %s" % (self.prefix, question)
+
+
+def make_echo():
+    return Echo()
+
+
+def broken_factory():
+    raise RuntimeError("factory cannot build")
+
+
+class AsyncCallable:
+    async def __call__(self, question, agent_id):
+        return "async callable %d" % agent_id
+
+
+async_callable = AsyncCallable()
+
+NOT_CALLABLE = 42
