@@ -100,9 +100,10 @@ pub struct PythonOptions {
     /// At most this many calls of a *sync* callable run at once, each on its own blocking
     /// thread; more wait (without a thread) for a slot. Default 64.
     pub max_threads: usize,
-    /// Call a DSPy module (or any factory product) through its `async def acall` when it
-    /// has one, on the shared event loop, instead of through `__call__` on a thread.
-    /// Default `true`.
+    /// Call a DSPy module (or any factory product) through its `async def acall`, on the
+    /// shared event loop, instead of through `__call__` on a thread, when it has both
+    /// `acall` and `aforward` (DSPy's `Predict`, `ChainOfThought`, ...; a user `Module`
+    /// that defines only `forward` runs on threads). Default `true`.
     pub prefer_async: bool,
 }
 
@@ -200,9 +201,10 @@ impl PythonAgent {
         })?;
         let (callable, keyword, is_async) = loaded;
         if is_async {
-            // Start the loop now so a broken asyncio shows up here, not on every call.
-            // (Not while attached: the loop thread needs the GIL to start.)
-            event_loop()?;
+            // Start the loop now so a broken asyncio shows up here, not on every call. The
+            // loop thread needs the GIL to start: release it in case our caller holds it
+            // (a pyo3 extension calling this API, say).
+            Python::attach(|py| py.detach(event_loop))?;
         }
         Ok(Self {
             target: target.to_owned(),

@@ -136,3 +136,27 @@ class AsyncCallable:
 async_callable = AsyncCallable()
 
 NOT_CALLABLE = 42
+
+
+def asyncio_baseline(question, agent_id):
+    """The same I/O-bound workload in plain asyncio at its cheapest, on a fresh loop in this
+    thread: `in_flight` worker coroutines each await `io_async` in turn until `n` calls are
+    done (no task per call, no semaphore). `question` is "n in_flight latency_s"; returns
+    ideal / measured wall time, the ceiling asyncio itself sets on this machine."""
+    n, in_flight, latency = question.split()
+    n, in_flight, latency = int(n), int(in_flight), float(latency)
+
+    async def main():
+        counter = iter(range(n))
+
+        async def worker():
+            for i in counter:
+                await io_async(str(i), i)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+        return time.perf_counter() - start
+
+    measured = asyncio.run(main())
+    ideal = -(-n // in_flight) * latency
+    return "%.3f" % (ideal / measured)
