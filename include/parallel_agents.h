@@ -376,6 +376,14 @@ typedef struct pagent_metrics {
    * Calls that ran to an outcome per second of `total_duration_us`.
    */
   double throughput;
+  /**
+   * Prompt tokens reported by the answering calls (LLM agents).
+   */
+  uint64_t prompt_tokens;
+  /**
+   * Completion tokens reported by the answering calls.
+   */
+  uint64_t completion_tokens;
 } pagent_metrics;
 
 #ifdef __cplusplus
@@ -766,6 +774,16 @@ uint64_t pagent_result_duration_us(const struct pagent_result *result);
  * Attempts made, retries included (0 if never started).
  */
 uint32_t pagent_result_attempts(const struct pagent_result *result);
+
+/**
+ * Prompt tokens the answering call used (0 if the agent does not report usage).
+ */
+uint64_t pagent_result_prompt_tokens(const struct pagent_result *result);
+
+/**
+ * Completion tokens the answering call used (0 if the agent does not report usage).
+ */
+uint64_t pagent_result_completion_tokens(const struct pagent_result *result);
 
 /**
  * Number of results (0 for NULL).

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{Agent, AgentError};
+use crate::agent::{Agent, AgentError, Answer, TokenUsage};
 use crate::aggregate::{self, Tally};
 use crate::config::ParallelConfig;
 use crate::error::{Error, Result};
@@ -700,7 +700,7 @@ impl Sink {
 }
 
 enum Attempt {
-    Answer(String),
+    Answer(Answer),
     Error(AgentError),
     Panic(String),
     TimedOut,
@@ -738,14 +738,24 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
         if !retry || attempts > cfg.retry.max_retries {
             break attempt;
         }
-        let backoff = full_jitter(&cfg.retry, attempts, index);
+        // A server's retry-after hint is a floor under the jittered backoff.
+        let hint = match &attempt {
+            Attempt::Error(e) => e.retry_after,
+            _ => None,
+        };
+        let backoff = full_jitter(&cfg.retry, attempts, index)
+            .max(hint.unwrap_or_default().min(crate::config::MAX_DURATION));
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = job.token.cancelled() => break Attempt::Cancelled,
         }
     };
+    let mut usage: Option<TokenUsage> = None;
     let (answer, error, outcome) = match outcome {
-        Attempt::Answer(a) => (Some(a), None, Outcome::Ok),
+        Attempt::Answer(a) => {
+            usage = a.usage;
+            (Some(a.text), None, Outcome::Ok)
+        }
         Attempt::Error(e) => (None, Some(e.message), Outcome::Failed),
         Attempt::Panic(m) => (None, Some(format!("agent panicked: {m}")), Outcome::Failed),
         Attempt::TimedOut => (
@@ -767,6 +777,7 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
         attempts,
         hedged: info.hedged,
         hedge_won: info.hedge_won,
+        usage,
     }
 }
 
@@ -814,14 +825,20 @@ async fn attempt_once(job: &Job, index: usize, question: &str, info: &mut CallIn
 /// One call to the agent that serves slot `index`; returns the attempt and the agent id.
 async fn call_agent(job: &Job, index: usize, question: &str) -> (Attempt, usize) {
     match &job.inner.agents {
-        Agents::Single(agent) => (guarded(agent.answer(question, index)).await, index),
+        Agents::Single(agent) => (
+            guarded(agent.answer_with_usage(question, index)).await,
+            index,
+        ),
         Agents::Pool(members) => {
             let lease = match job.assign {
                 Assign::Questions => members.acquire_any().await,
                 Assign::Voters => members.acquire(index).await,
             };
             let id = lease.index;
-            (guarded(lease.agent.answer(question, id)).await, id)
+            (
+                guarded(lease.agent.answer_with_usage(question, id)).await,
+                id,
+            )
         }
     }
 }
@@ -834,7 +851,7 @@ struct CallInfo {
 }
 
 async fn guarded(
-    fut: impl std::future::Future<Output = std::result::Result<String, AgentError>>,
+    fut: impl std::future::Future<Output = std::result::Result<Answer, AgentError>>,
 ) -> Attempt {
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(Ok(a)) => Attempt::Answer(a),

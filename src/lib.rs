@@ -38,7 +38,9 @@ pub mod result;
 pub mod runtime;
 
 pub use agent::mock::MockAnswers;
-pub use agent::{Agent, AgentError, BoxFuture, CallbackAgent, MockAgent, MockOptions};
+pub use agent::{
+    Agent, AgentError, Answer, BoxFuture, CallbackAgent, MockAgent, MockOptions, TokenUsage,
+};
 pub use aggregate::{deduplicate, majority_vote, normalize_answer, Vote};
 pub use config::{ConfigError, ParallelConfig, RateLimit, RetryPolicy};
 pub use error::{Error, Result};

@@ -53,6 +53,10 @@ pub struct ExecutionMetrics {
     pub p99_duration: Duration,
     /// Calls that ran to an outcome, per second of `total_duration`.
     pub throughput: f64,
+    /// Prompt tokens reported by the answering calls (LLM agents).
+    pub prompt_tokens: u64,
+    /// Completion tokens reported by the answering calls.
+    pub completion_tokens: u64,
 }
 
 fn ser_us<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -149,6 +153,7 @@ pub struct MetricsRecorder {
     attempts: u64,
     hedged: u64,
     hedge_wins: u64,
+    tokens: (u64, u64),
     first_start: Option<Instant>,
     last_end: Option<Instant>,
 }
@@ -171,6 +176,7 @@ impl MetricsRecorder {
             attempts: 0,
             hedged: 0,
             hedge_wins: 0,
+            tokens: (0, 0),
             first_start: None,
             last_end: None,
         }
@@ -182,6 +188,10 @@ impl MetricsRecorder {
         self.attempts += u64::from(r.attempts);
         self.hedged += u64::from(r.hedged);
         self.hedge_wins += u64::from(r.hedge_won);
+        if let Some(u) = r.usage {
+            self.tokens.0 += u.prompt_tokens;
+            self.tokens.1 += u.completion_tokens;
+        }
         if r.outcome == Outcome::Cancelled {
             return;
         }
@@ -230,6 +240,8 @@ impl MetricsRecorder {
         self.attempts += other.attempts;
         self.hedged += other.hedged;
         self.hedge_wins += other.hedge_wins;
+        self.tokens.0 += other.tokens.0;
+        self.tokens.1 += other.tokens.1;
         self.first_start = match (self.first_start, other.first_start) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -282,6 +294,8 @@ impl MetricsRecorder {
             } else {
                 ran as f64 / wall.as_secs_f64()
             },
+            prompt_tokens: self.tokens.0,
+            completion_tokens: self.tokens.1,
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct AgentResult {
     pub hedged: bool,
     /// Whether the hedge answered first.
     pub hedge_won: bool,
+    /// Tokens the answering call used, for agents that report it.
+    pub usage: Option<crate::agent::TokenUsage>,
 }
 
 impl AgentResult {
@@ -73,6 +75,7 @@ impl AgentResult {
             attempts: 0,
             hedged: false,
             hedge_won: false,
+            usage: None,
         }
     }
 

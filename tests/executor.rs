@@ -739,3 +739,69 @@ fn a_small_pool_under_heavy_load_never_stalls() {
         );
     }
 }
+
+/// Fails its first call with a retry-after hint, then answers with token usage.
+#[derive(Default)]
+struct Throttled {
+    starts: Mutex<Vec<Instant>>,
+}
+
+impl Agent for Throttled {
+    fn answer<'a>(&'a self, q: &'a str, id: usize) -> BoxFuture<'a, Result<String, AgentError>> {
+        Box::pin(async move { self.answer_with_usage(q, id).await.map(|a| a.text) })
+    }
+
+    fn answer_with_usage<'a>(
+        &'a self,
+        q: &'a str,
+        _id: usize,
+    ) -> BoxFuture<'a, Result<parallel_agents::Answer, AgentError>> {
+        Box::pin(async move {
+            let n = {
+                let mut s = self.starts.lock().unwrap();
+                s.push(Instant::now());
+                s.len()
+            };
+            if n == 1 {
+                return Err(
+                    AgentError::retryable("429").with_retry_after(Duration::from_millis(250))
+                );
+            }
+            Ok(parallel_agents::Answer {
+                text: q.to_uppercase(),
+                usage: Some(parallel_agents::TokenUsage {
+                    prompt_tokens: 10,
+                    completion_tokens: 3,
+                }),
+            })
+        })
+    }
+}
+
+#[test]
+fn retry_after_is_a_floor_under_the_backoff_and_usage_is_summed() {
+    let agent = Arc::new(Throttled::default());
+    let cfg = ParallelConfig {
+        retry: RetryPolicy {
+            max_retries: 2,
+            backoff_base: Duration::from_millis(1),
+            backoff_cap: Duration::from_millis(1),
+            retry_timeouts: false,
+        },
+        ..config(1)
+    };
+    let exec = ParallelAgentExecutor::new(cfg, agent.clone()).unwrap();
+    let (r, m) = block_on(
+        "t",
+        exec.submit(vec!["a".into(), "b".into()]).unwrap().finish(),
+    )
+    .unwrap();
+    assert_eq!((r[0].answer.as_deref(), r[0].attempts), (Some("A"), 2));
+    let starts = agent.starts.lock().unwrap().clone();
+    assert!(
+        starts[1].duration_since(starts[0]) >= Duration::from_millis(250),
+        "retried too soon"
+    );
+    assert_eq!(r[1].usage.unwrap().prompt_tokens, 10);
+    assert_eq!((m.prompt_tokens, m.completion_tokens), (20, 6));
+}

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 pub mod callback;
 pub mod mock;
@@ -24,6 +25,9 @@ pub struct AgentError {
     pub message: String,
     /// Whether trying the same call again may succeed (network blips, 429, 5xx).
     pub retryable: bool,
+    /// The earliest a retry may start, if the agent was told (e.g. HTTP `Retry-After`);
+    /// the executor waits at least this long before retrying.
+    pub retry_after: Option<Duration>,
 }
 
 impl AgentError {
@@ -32,6 +36,7 @@ impl AgentError {
         Self {
             message: message.into(),
             retryable: false,
+            retry_after: None,
         }
     }
 
@@ -40,8 +45,33 @@ impl AgentError {
         Self {
             message: message.into(),
             retryable: true,
+            retry_after: None,
         }
     }
+
+    /// This error with a retry-after hint.
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+}
+
+/// Tokens an LLM call used, as the server reported them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenUsage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: u64,
+    /// Tokens in the completion.
+    pub completion_tokens: u64,
+}
+
+/// An answer with what it cost, from [`Agent::answer_with_usage`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    /// The answer text.
+    pub text: String,
+    /// Token usage, for agents that know it.
+    pub usage: Option<TokenUsage>,
 }
 
 impl fmt::Display for AgentError {
@@ -65,6 +95,20 @@ pub trait Agent: Send + Sync + 'static {
         question: &'a str,
         agent_id: usize,
     ) -> BoxFuture<'a, Result<String, AgentError>>;
+
+    /// Like [`answer`](Self::answer), with token usage for agents that know it (LLM
+    /// clients). The executor calls this one; the default wraps `answer`.
+    fn answer_with_usage<'a>(
+        &'a self,
+        question: &'a str,
+        agent_id: usize,
+    ) -> BoxFuture<'a, Result<Answer, AgentError>> {
+        Box::pin(async move {
+            self.answer(question, agent_id)
+                .await
+                .map(|text| Answer { text, usage: None })
+        })
+    }
 
     /// A short name for logs and metrics (e.g. "mock", "callback", "python").
     fn kind(&self) -> &'static str {

@@ -422,7 +422,10 @@ fn describe(py: Python<'_>, err: &PyErr) -> AgentError {
     let retryable = err.is_instance_of::<PyConnectionError>(py)
         || err.is_instance_of::<PyTimeoutError>(py)
         || RETRYABLE_NAMES.contains(&short.as_str());
-    AgentError { message, retryable }
+    AgentError {
+        retryable,
+        ..AgentError::fatal(message)
+    }
 }
 
 /// `Type` for builtins, `module.Type` otherwise.

@@ -388,9 +388,10 @@ pub extern "C" fn pagent_pending_fail(
         } else {
             c_str(message, "message")?.to_owned()
         };
-        let e = AgentError {
-            message: msg,
-            retryable,
+        let e = if retryable {
+            AgentError::retryable(msg)
+        } else {
+            AgentError::fatal(msg)
         };
         complete("pagent_pending_fail", pending, Err(e))
     })

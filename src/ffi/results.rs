@@ -140,6 +140,22 @@ pub extern "C" fn pagent_result_attempts(result: *const pagent_result) -> u32 {
     with_result("pagent_result_attempts", result, 0, |r| r.inner.attempts)
 }
 
+/// Prompt tokens the answering call used (0 if the agent does not report usage).
+#[no_mangle]
+pub extern "C" fn pagent_result_prompt_tokens(result: *const pagent_result) -> u64 {
+    with_result("pagent_result_prompt_tokens", result, 0, |r| {
+        r.inner.usage.map_or(0, |u| u.prompt_tokens)
+    })
+}
+
+/// Completion tokens the answering call used (0 if the agent does not report usage).
+#[no_mangle]
+pub extern "C" fn pagent_result_completion_tokens(result: *const pagent_result) -> u64 {
+    with_result("pagent_result_completion_tokens", result, 0, |r| {
+        r.inner.usage.map_or(0, |u| u.completion_tokens)
+    })
+}
+
 /// Metrics as plain numbers; durations in microseconds. Latency figures are over calls
 /// that ran to an outcome (ok, failed, timed out); cancelled calls are only counted.
 #[repr(C)]
@@ -177,6 +193,10 @@ pub struct pagent_metrics {
     pub p99_duration_us: u64,
     /// Calls that ran to an outcome per second of `total_duration_us`.
     pub throughput: f64,
+    /// Prompt tokens reported by the answering calls (LLM agents).
+    pub prompt_tokens: u64,
+    /// Completion tokens reported by the answering calls.
+    pub completion_tokens: u64,
 }
 
 fn us(d: std::time::Duration) -> u64 {
@@ -202,6 +222,8 @@ impl From<&ExecutionMetrics> for pagent_metrics {
             p95_duration_us: us(m.p95_duration),
             p99_duration_us: us(m.p99_duration),
             throughput: m.throughput,
+            prompt_tokens: m.prompt_tokens,
+            completion_tokens: m.completion_tokens,
         }
     }
 }
@@ -226,6 +248,8 @@ impl From<&pagent_metrics> for ExecutionMetrics {
             p95_duration: D::from_micros(m.p95_duration_us),
             p99_duration: D::from_micros(m.p99_duration_us),
             throughput: m.throughput,
+            prompt_tokens: m.prompt_tokens,
+            completion_tokens: m.completion_tokens,
         }
     }
 }
