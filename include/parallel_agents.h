@@ -461,11 +461,24 @@ pagent_status pagent_pending_fail(struct pagent_pending *pending,
 /**
  * Makes an agent from a Python callable, `"package.module:callable"` or
  * `"path/to/file.py:callable"`, run in-process. The callable gets `(question, agent_id)`
- * and returns a `str` or an object with an `answer` attribute (a DSPy `Prediction`).
- * Fails with `PAGENT_ERR_PYTHON` if the target cannot be imported, or if the library was
- * built without Python support. Out: the new agent, or NULL (`pagent_agent_free`).
+ * and returns a `str` or an object with an `answer` attribute (a DSPy `Prediction`); a
+ * DSPy `Module` class or instance is instantiated once and called per question. Fails
+ * with `PAGENT_ERR_PYTHON` if the target cannot be imported, or if the library was built
+ * without Python support. Out: the new agent, or NULL (`pagent_agent_free`).
  */
 pagent_status pagent_agent_python(const char *target, struct pagent_agent **out);
+
+/**
+ * Like `pagent_agent_python`, with options: `answer_field` names the attribute (or dict
+ * key) that holds the answer in what the callable returns (NULL: `"answer"`); with
+ * `factory` true the target is called once, with no arguments, to build the program
+ * (e.g. a function returning a configured `dspy.Predict`), which is then called per
+ * question as `program(question=...)`.
+ */
+pagent_status pagent_agent_python_with(const char *target,
+                                       const char *answer_field,
+                                       bool factory,
+                                       struct pagent_agent **out);
 
 /**
  * Takes the next result in completion order. `timeout_ms`: -1 waits as long as needed,

@@ -399,9 +399,10 @@ pub extern "C" fn pagent_pending_fail(
 
 /// Makes an agent from a Python callable, `"package.module:callable"` or
 /// `"path/to/file.py:callable"`, run in-process. The callable gets `(question, agent_id)`
-/// and returns a `str` or an object with an `answer` attribute (a DSPy `Prediction`).
-/// Fails with `PAGENT_ERR_PYTHON` if the target cannot be imported, or if the library was
-/// built without Python support. Out: the new agent, or NULL (`pagent_agent_free`).
+/// and returns a `str` or an object with an `answer` attribute (a DSPy `Prediction`); a
+/// DSPy `Module` class or instance is instantiated once and called per question. Fails
+/// with `PAGENT_ERR_PYTHON` if the target cannot be imported, or if the library was built
+/// without Python support. Out: the new agent, or NULL (`pagent_agent_free`).
 #[no_mangle]
 pub extern "C" fn pagent_agent_python(
     target: *const c_char,
@@ -410,14 +411,47 @@ pub extern "C" fn pagent_agent_python(
     guard("pagent_agent_python", || -> FfiResult {
         let out = out_handle(out, "out")?;
         let target = c_str(target, "target")?;
-        let agent = python_agent(target)?;
+        let agent = python_agent(target, None, false)?;
+        *out = boxed(pagent_agent { agent });
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Like `pagent_agent_python`, with options: `answer_field` names the attribute (or dict
+/// key) that holds the answer in what the callable returns (NULL: `"answer"`); with
+/// `factory` true the target is called once, with no arguments, to build the program
+/// (e.g. a function returning a configured `dspy.Predict`), which is then called per
+/// question as `program(question=...)`.
+#[no_mangle]
+pub extern "C" fn pagent_agent_python_with(
+    target: *const c_char,
+    answer_field: *const c_char,
+    factory: bool,
+    out: *mut *mut pagent_agent,
+) -> pagent_status {
+    guard("pagent_agent_python_with", || -> FfiResult {
+        let out = out_handle(out, "out")?;
+        let target = c_str(target, "target")?;
+        let field = if answer_field.is_null() {
+            None
+        } else {
+            Some(c_str(answer_field, "answer_field")?)
+        };
+        if field.is_some_and(str::is_empty) {
+            return Err(Failure::invalid("answer_field is empty"));
+        }
+        let agent = python_agent(target, field, factory)?;
         *out = boxed(pagent_agent { agent });
         Ok(pagent_status::PAGENT_OK)
     })
 }
 
 #[cfg(not(feature = "python"))]
-fn python_agent(_target: &str) -> Result<Arc<dyn Agent>, Failure> {
+fn python_agent(
+    _target: &str,
+    _field: Option<&str>,
+    _factory: bool,
+) -> Result<Arc<dyn Agent>, Failure> {
     Err(Failure::new(
         pagent_status::PAGENT_ERR_PYTHON,
         "this build of parallel-agents has no Python support (feature `python` off)",
@@ -425,8 +459,19 @@ fn python_agent(_target: &str) -> Result<Arc<dyn Agent>, Failure> {
 }
 
 #[cfg(feature = "python")]
-fn python_agent(target: &str) -> Result<Arc<dyn Agent>, Failure> {
-    let a = crate::agent::python::PythonAgent::from_target(target, Default::default())?;
+fn python_agent(
+    target: &str,
+    field: Option<&str>,
+    factory: bool,
+) -> Result<Arc<dyn Agent>, Failure> {
+    let mut options = crate::agent::python::PythonOptions {
+        factory,
+        ..Default::default()
+    };
+    if let Some(f) = field {
+        options.answer_field = f.to_owned();
+    }
+    let a = crate::agent::python::PythonAgent::from_target(target, options)?;
     Ok(Arc::new(a))
 }
 
