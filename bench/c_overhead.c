@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "parallel_agents.h"
@@ -50,6 +51,22 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU time (user + system, s) and context switches of the whole process, all threads. */
+struct usage {
+    double cpu_s;
+    double switches;
+};
+
+static struct usage usage_now(void) {
+    struct rusage ru;
+    struct usage u = {0, 0};
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return u;
+    u.cpu_s = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+              (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+    u.switches = (double)(ru.ru_nvcsw + ru.ru_nivcsw);
+    return u;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -175,7 +192,11 @@ static void bench_overhead(size_t n, size_t c, size_t reps) {
     unsigned char *seen = malloc(n);
     double *t_next = malloc(reps * sizeof *t_next);
     double *t_exec = malloc(reps * sizeof *t_exec);
-    if (!seen || !t_next || !t_exec) {
+    double *c_next = malloc(reps * sizeof *c_next);
+    double *c_exec = malloc(reps * sizeof *c_exec);
+    double *s_next = malloc(reps * sizeof *s_next);
+    double *s_exec = malloc(reps * sizeof *s_exec);
+    if (!seen || !t_next || !t_exec || !c_next || !c_exec || !s_next || !s_exec) {
         fprintf(stderr, "c_overhead: out of memory\n");
         exit(1);
     }
@@ -184,8 +205,15 @@ static void bench_overhead(size_t n, size_t c, size_t reps) {
     run_stream(exec, qs, n < 10000 ? n : 10000, seen);
 
     for (size_t r = 0; r < reps; r++) {
+        struct usage u0 = usage_now();
         t_next[r] = run_stream(exec, qs, n, seen);
+        struct usage u1 = usage_now();
         t_exec[r] = run_execute(exec, qs, n, seen);
+        struct usage u2 = usage_now();
+        c_next[r] = u1.cpu_s - u0.cpu_s;
+        c_exec[r] = u2.cpu_s - u1.cpu_s;
+        s_next[r] = u1.switches - u0.switches;
+        s_exec[r] = u2.switches - u1.switches;
     }
     double lo_next = t_next[0], lo_exec = t_exec[0];
     for (size_t r = 1; r < reps; r++) {
@@ -193,16 +221,24 @@ static void bench_overhead(size_t n, size_t c, size_t reps) {
         if (t_exec[r] < lo_exec) lo_exec = t_exec[r];
     }
     double m_next = median(t_next, reps), m_exec = median(t_exec, reps);
+    double cpu_next = median(c_next, reps) * 1e9 / (double)n;
+    double cpu_exec = median(c_exec, reps) * 1e9 / (double)n;
+    double sw_next = median(s_next, reps) / (double)n;
+    double sw_exec = median(s_exec, reps) / (double)n;
     printf("bench=overhead impl=c_abi_next n=%zu c=%zu reps=%zu measured_s=%.6f min_s=%.6f "
-           "calls_per_s=%.0f\n",
-           n, c, reps, m_next, lo_next, (double)n / m_next);
+           "calls_per_s=%.0f cpu_ns_per_call=%.0f switches_per_call=%.4f\n",
+           n, c, reps, m_next, lo_next, (double)n / m_next, cpu_next, sw_next);
     printf("bench=overhead impl=c_abi_execute n=%zu c=%zu reps=%zu measured_s=%.6f "
-           "min_s=%.6f calls_per_s=%.0f\n",
-           n, c, reps, m_exec, lo_exec, (double)n / m_exec);
+           "min_s=%.6f calls_per_s=%.0f cpu_ns_per_call=%.0f switches_per_call=%.4f\n",
+           n, c, reps, m_exec, lo_exec, (double)n / m_exec, cpu_exec, sw_exec);
     fflush(stdout);
 
     free(t_next);
     free(t_exec);
+    free(c_next);
+    free(c_exec);
+    free(s_next);
+    free(s_exec);
     free(seen);
     free(qs);
     free(storage);

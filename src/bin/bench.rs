@@ -132,6 +132,7 @@ impl Plan {
 /// Command-line options.
 struct Args {
     quick: bool,
+    replot: bool,
     only: Option<Vec<String>>,
     out_dir: Option<PathBuf>,
 }
@@ -142,11 +143,13 @@ const USAGE: &str =
   --quick       small sizes and 20 ms latency: a smoke run for CI (seconds, not minutes)
   --only NAMES  run only these parts (comma-separated)
   --out-dir DIR where results.txt and throughput.svg go (default: bench/ for a full run,
-                target/bench/ otherwise)";
+                target/bench/ otherwise)
+  --replot      only redraw throughput.svg from the results.txt already in DIR";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         quick: false,
+        replot: false,
         only: None,
         out_dir: None,
     };
@@ -154,6 +157,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => args.quick = true,
+            "--replot" => args.replot = true,
             "--only" => {
                 let names: Vec<String> = it
                     .next()
@@ -213,6 +217,10 @@ fn main() -> ExitCode {
             repo().join("bench")
         }
     });
+
+    if args.replot {
+        return replot(&out_dir);
+    }
 
     let mut report = Report::default();
     let started = Instant::now();
@@ -387,20 +395,22 @@ fn overhead(plan: &Plan, report: &mut Report) {
             raw::run(warm.len(), c, Duration::ZERO).await?;
             api::submit_and_drain(&exec, warm.clone()).await?;
             api::execute_parallel(&exec, warm).await?;
+            // (wall time, process usage) per rep. CPU time and context switches (all
+            // threads) say where the time goes, and move less with other processes' load.
             let mut t = [Vec::new(), Vec::new(), Vec::new()];
             // Interleaved, so a change in machine load hits all three alike.
             for _ in 0..plan.reps {
-                t[0].push(raw::run(n, c, Duration::ZERO).await?.as_secs_f64());
-                t[1].push(
-                    api::submit_and_drain(&exec, qs.clone())
-                        .await?
-                        .as_secs_f64(),
-                );
-                t[2].push(
-                    api::execute_parallel(&exec, qs.clone())
-                        .await?
-                        .as_secs_f64(),
-                );
+                let u = sys::usage();
+                let wall = raw::run(n, c, Duration::ZERO).await?;
+                t[0].push((wall, sys::usage() - u));
+                let q = qs.clone();
+                let u = sys::usage();
+                let wall = api::submit_and_drain(&exec, q).await?;
+                t[1].push((wall, sys::usage() - u));
+                let q = qs.clone();
+                let u = sys::usage();
+                let wall = api::execute_parallel(&exec, q).await?;
+                t[2].push((wall, sys::usage() - u));
             }
             Ok::<_, String>(t)
         })?
@@ -412,46 +422,69 @@ fn overhead(plan: &Plan, report: &mut Report) {
             return;
         }
     };
-    let rate = |times: &[f64]| {
-        let (med, min) = median_min(times);
-        (med, min, n as f64 / med)
+    let timing = |samples: &[(Duration, sys::Usage)]| {
+        let per_call = |f: &dyn Fn(&(Duration, sys::Usage)) -> f64| {
+            let v: Vec<f64> = samples.iter().map(f).collect();
+            median_min(&v).0 / n as f64
+        };
+        let wall: Vec<f64> = samples.iter().map(|s| s.0.as_secs_f64()).collect();
+        let (med, min) = median_min(&wall);
+        Timing {
+            med,
+            min,
+            rate: n as f64 / med,
+            cpu_ns: per_call(&|s| s.1.cpu.as_secs_f64() * 1e9),
+            switches: per_call(&|s| s.1.switches as f64),
+        }
     };
-    let (raw_med, raw_min, raw_rate) = rate(&raw_t);
+    let raw = timing(&raw_t);
     report.line(
         Line::new("overhead")
             .kv("impl", "raw_tokio")
             .kv("n", n)
             .kv("c", c)
             .kv("reps", plan.reps)
-            .f("measured_s", raw_med, 6)
-            .f("min_s", raw_min, 6)
-            .f("calls_per_s", raw_rate, 0),
+            .f("measured_s", raw.med, 6)
+            .f("min_s", raw.min, 6)
+            .f("calls_per_s", raw.rate, 0)
+            .f("cpu_ns_per_call", raw.cpu_ns, 0)
+            .f("switches_per_call", raw.switches, 4),
     );
     report.row(Row {
         what: format!(
             "raw tokio JoinSet+Semaphore, no-op tasks, N={} C={c}",
             thousands(n as f64)
         ),
-        measured: format!("{}/s", thousands(raw_rate)),
+        measured: format!("{}/s", thousands(raw.rate)),
         ideal: "-".into(),
         ratio: None,
         target: "-".into(),
         met: None,
     });
     let mut ours = vec![
-        ("rust_next".to_owned(), "Rust submit + next", rate(&next_t)),
+        (
+            "rust_next".to_owned(),
+            "Rust submit + next",
+            timing(&next_t),
+        ),
         (
             "rust_execute".to_owned(),
             "Rust execute_parallel",
-            rate(&exec_t),
+            timing(&exec_t),
         ),
     ];
     if let Some(host) = c_host(plan, report) {
         match host.overhead(n, c, plan.reps) {
             Ok(lines) => {
                 for l in lines {
-                    let (Some(imp), Some(med), Some(min)) =
-                        (l.get("impl"), l.num("measured_s"), l.num("min_s"))
+                    let fields = (
+                        l.get("impl"),
+                        l.num("measured_s"),
+                        l.num("min_s"),
+                        l.num("cpu_ns_per_call"),
+                        l.num("switches_per_call"),
+                    );
+                    let (Some(imp), Some(med), Some(min), Some(cpu_ns), Some(switches)) = fields
                     else {
                         report.fail(format!("C host printed an incomplete line: {l}"));
                         continue;
@@ -461,34 +494,60 @@ fn overhead(plan: &Plan, report: &mut Report) {
                         "c_abi_execute" => "C ABI pagent_execute",
                         _ => "C ABI",
                     };
-                    ours.push((imp.to_owned(), label, (med, min, n as f64 / med)));
+                    let t = Timing {
+                        med,
+                        min,
+                        rate: n as f64 / med,
+                        cpu_ns,
+                        switches,
+                    };
+                    ours.push((imp.to_owned(), label, t));
                 }
             }
             Err(e) => report.fail(e),
         }
     }
-    for (imp, label, (med, min, r)) in ours {
-        let ratio = r / raw_rate;
+    for (imp, label, t) in ours {
+        let ratio = t.rate / raw.rate;
         report.line(
             Line::new("overhead")
                 .kv("impl", &imp)
                 .kv("n", n)
                 .kv("c", c)
                 .kv("reps", plan.reps)
-                .f("measured_s", med, 6)
-                .f("min_s", min, 6)
-                .f("calls_per_s", r, 0)
-                .f("ideal_calls_per_s", raw_rate, 0)
+                .f("measured_s", t.med, 6)
+                .f("min_s", t.min, 6)
+                .f("calls_per_s", t.rate, 0)
+                .f("cpu_ns_per_call", t.cpu_ns, 0)
+                .f("switches_per_call", t.switches, 4)
+                .f("ideal_calls_per_s", raw.rate, 0)
                 .f("ratio", ratio, 4)
+                .f("cpu_ratio", raw.cpu_ns / t.cpu_ns, 4)
                 .f("target_calls_per_s", OVERHEAD_TARGET, 0),
         );
         report.row(Row {
             what: format!("overhead {label}, N={} C={c}", thousands(n as f64)),
-            measured: format!("{}/s", thousands(r)),
-            ideal: format!("{}/s (raw)", thousands(raw_rate)),
+            measured: format!("{}/s", thousands(t.rate)),
+            ideal: format!("{}/s (raw)", thousands(raw.rate)),
             ratio: Some(ratio),
             target: format!(">= {}/s", thousands(OVERHEAD_TARGET)),
-            met: Some(r >= OVERHEAD_TARGET),
+            met: Some(t.rate >= OVERHEAD_TARGET),
+        });
+        report.row(Row {
+            what: "  CPU time per call (all threads)".into(),
+            measured: format!("{:.2} us", t.cpu_ns / 1e3),
+            ideal: format!("{:.2} us (raw)", raw.cpu_ns / 1e3),
+            ratio: Some(raw.cpu_ns / t.cpu_ns),
+            target: "-".into(),
+            met: None,
+        });
+        report.row(Row {
+            what: "  context switches per call (all threads)".into(),
+            measured: format!("{:.3}", t.switches),
+            ideal: format!("{:.3} (raw)", raw.switches),
+            ratio: None,
+            target: "-".into(),
+            met: None,
         });
     }
     match api::mock_cost_ns(n) {
@@ -509,6 +568,15 @@ fn overhead(plan: &Plan, report: &mut Report) {
         }
         Err(e) => report.fail(format!("mock agent cost: {e}")),
     }
+}
+
+/// Wall time (median, min) and its rate, and CPU time per call, of one variant.
+struct Timing {
+    med: f64,
+    min: f64,
+    rate: f64,
+    cpu_ns: f64,
+    switches: f64,
 }
 
 /// The C host, compiled on first use; `None` (with a note or a failure) if unavailable.
@@ -821,6 +889,62 @@ fn consensus(plan: &Plan, report: &mut Report) {
     }
 }
 
+/// `--replot`: redraws `throughput.svg` from the `results.txt` beside it.
+fn replot(out_dir: &Path) -> ExitCode {
+    let path = out_dir.join("results.txt");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("bench: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = Report {
+        lines: text.lines().filter_map(Line::parse).collect(),
+        ..Report::default()
+    };
+    let load = |bench: &str| {
+        report
+            .lines
+            .iter()
+            .find(|l| l.get("bench") == Some(bench))
+            .and_then(|l| l.num("loadavg_1m"))
+            .unwrap_or(0.0)
+    };
+    match write_plot(&report, out_dir, load("env").max(load("env_end"))) {
+        Ok(p) => {
+            println!("plot: {}", p.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes `throughput.svg` into `out_dir` if the report has latency runs to plot.
+fn write_plot(report: &Report, out_dir: &Path, load: f64) -> Result<PathBuf, String> {
+    let subtitle = format!(
+        "{}; {} ms latency; {} cores, load {load:.2}",
+        svg::workload_summary(report),
+        report
+            .find("latency_sweep", "ours")
+            .next()
+            .and_then(|l| l.get("latency_ms"))
+            .unwrap_or("?"),
+        report
+            .lines
+            .iter()
+            .find_map(|l| l.get("cores"))
+            .map_or_else(|| sys::cores().to_string(), str::to_owned),
+    );
+    let plot = svg::throughput_plot(report, &subtitle).ok_or("no latency runs to plot")?;
+    let path = out_dir.join("throughput.svg");
+    std::fs::write(&path, plot).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
+}
+
 /// Prints the tables, writes `results.txt` and `throughput.svg`, and picks the exit code.
 fn finish(report: &Report, out_dir: &Path, load: [f64; 3], load_end: [f64; 3]) -> ExitCode {
     println!(
@@ -845,22 +969,10 @@ fn finish(report: &Report, out_dir: &Path, load: [f64; 3], load_end: [f64; 3]) -
         Ok(()) => println!("\nkey=value lines: {}", results.display()),
         Err(e) => failures.push(format!("cannot write {}: {e}", results.display())),
     }
-    let subtitle = format!(
-        "{}; {} ms latency; {} cores, load {:.2}",
-        svg::workload_summary(report),
-        report
-            .find("latency_sweep", "ours")
-            .next()
-            .and_then(|l| l.get("latency_ms"))
-            .unwrap_or("?"),
-        sys::cores(),
-        load[0].max(load_end[0])
-    );
-    if let Some(plot) = svg::throughput_plot(report, &subtitle) {
-        let path = out_dir.join("throughput.svg");
-        match std::fs::write(&path, plot) {
-            Ok(()) => println!("plot: {}", path.display()),
-            Err(e) => failures.push(format!("cannot write {}: {e}", path.display())),
+    if report.find("latency_sweep", "ours").next().is_some() {
+        match write_plot(report, out_dir, load[0].max(load_end[0])) {
+            Ok(p) => println!("plot: {}", p.display()),
+            Err(e) => failures.push(e),
         }
     }
     if failures.is_empty() {

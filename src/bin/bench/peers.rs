@@ -70,12 +70,20 @@ pub fn run(repo: &Path, plan: &PeerPlan, report: &mut Report) {
             format!("--overhead={}", arg(overhead)),
         ]
     };
-    let mut asyncio = common(&plan.asyncio_sweep, &plan.asyncio_overhead);
+    let mut runs = vec![(
+        "asyncio",
+        "peer_asyncio.py",
+        common(&plan.asyncio_sweep, &plan.asyncio_overhead),
+    )];
     if let Some((n, ms)) = plan.asyncio_memory {
-        asyncio.push(format!("--memory={n}:{ms}"));
+        // A process of its own, so the heap earlier runs left behind hides no growth.
+        runs.push((
+            "asyncio",
+            "peer_asyncio.py",
+            vec![format!("--memory={n}:{ms}")],
+        ));
     }
-    let runs = [
-        ("asyncio", "peer_asyncio.py", asyncio),
+    runs.extend([
         (
             "threads",
             "peer_threads.py",
@@ -86,7 +94,7 @@ pub fn run(repo: &Path, plan: &PeerPlan, report: &mut Report) {
             "peer_dspy.py",
             common(&plan.dspy_sweep, &plan.dspy_overhead),
         ),
-    ];
+    ]);
     for (name, script, args) in runs {
         println!("  peer {name}: {script} {}", args.join(" "));
         let mut cmd = Command::new(&python);

@@ -14,6 +14,8 @@ const TOP: f64 = 92.0;
 const BOTTOM: f64 = 70.0;
 const PANEL_W: f64 = 470.0;
 const LEFT: [f64; 2] = [90.0, 660.0];
+/// Lowest efficiency the right panel's axis goes down to.
+const EFF_FLOOR: f64 = 0.5;
 
 /// One line on the plot.
 struct Series {
@@ -143,8 +145,13 @@ pub fn throughput_plot(report: &Report, subtitle: &str) -> Option<String> {
     let (cx0, cx1) = decades(fold(|p| p.0).0, fold(|p| p.0).1);
     let (cx0, cx1) = (cx0, if cx1 <= cx0 { cx0 * 10.0 } else { cx1 });
     let (ty0, ty1) = decades(fold(|p| p.1).0, fold(|p| p.1).1);
-    let e_min = fold(|p| p.2).0;
-    let e_lo = ((e_min.min(0.9) - 0.02) * 20.0).floor() / 20.0;
+    // Efficiencies below EFF_FLOOR are drawn on the bottom edge with their value, so one
+    // collapsing peer does not squash the differences near 1.0.
+    let e_min = pts()
+        .map(|p| p.2)
+        .filter(|e| *e >= EFF_FLOOR)
+        .fold(1.0, f64::min);
+    let e_lo = (((e_min.min(0.9) - 0.02) * 20.0).floor() / 20.0).max(EFF_FLOOR);
     let (y_from, y_to) = (H - BOTTOM, TOP);
 
     let mut svg = String::new();
@@ -196,18 +203,24 @@ pub fn throughput_plot(report: &Report, subtitle: &str) -> Option<String> {
             let yy = y.at(0.97);
             let _ = writeln!(
                 svg,
-                r##"<line x1="{}" y1="{yy:.1}" x2="{}" y2="{yy:.1}" stroke="#ff7f0e" stroke-width="1.5" stroke-dasharray="2,3"/><text x="{}" y="{:.1}" font-size="12" fill="#ff7f0e" text-anchor="end">target 0.97</text>"##,
+                r##"<line x1="{}" y1="{yy:.1}" x2="{}" y2="{yy:.1}" stroke="#ff7f0e" stroke-width="1.5" stroke-dasharray="2,3"/><text x="{}" y="{:.1}" font-size="12" fill="#ff7f0e">target 0.97</text>"##,
                 x.from,
                 x.to,
-                x.to - 4.0,
+                x.from + 6.0,
                 yy + 14.0
             );
         }
-        for s in &all {
+        // Ours last but the ideal, so it is drawn on top of the peers.
+        for s in all.iter().rev() {
             let coords: Vec<(f64, f64)> = s
                 .points
                 .iter()
-                .map(|p| (x.at(p.0), y.at(if panel == 0 { p.1 } else { p.2 })))
+                .map(|p| {
+                    (
+                        x.at(p.0),
+                        y.at(if panel == 0 { p.1 } else { p.2.max(y.lo) }),
+                    )
+                })
                 .collect();
             let path: Vec<String> = coords
                 .iter()
@@ -230,12 +243,22 @@ pub fn throughput_plot(report: &Report, subtitle: &str) -> Option<String> {
                 s.color
             );
             if !s.dashed {
-                for (a, b) in coords {
+                for ((a, b), p) in coords.into_iter().zip(&s.points) {
                     let _ = writeln!(
                         svg,
                         r#"<circle cx="{a:.1}" cy="{b:.1}" r="4" fill="{}" stroke="white" stroke-width="1"/>"#,
                         s.color
                     );
+                    if panel == 1 && p.2 < y.lo {
+                        let _ = writeln!(
+                            svg,
+                            r#"<text x="{:.1}" y="{:.1}" font-size="12" fill="{}" text-anchor="end">{:.2} (below the axis)</text>"#,
+                            a - 8.0,
+                            b - 6.0,
+                            s.color,
+                            p.2
+                        );
+                    }
                 }
             }
         }

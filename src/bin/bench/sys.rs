@@ -31,6 +31,41 @@ pub fn rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// What this process has used so far, all threads together.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    /// CPU time, user + system.
+    pub cpu: Duration,
+    /// Context switches, voluntary (a thread parked) + involuntary (preempted).
+    pub switches: u64,
+}
+
+impl std::ops::Sub for Usage {
+    type Output = Usage;
+    fn sub(self, earlier: Usage) -> Usage {
+        Usage {
+            cpu: self.cpu.saturating_sub(earlier.cpu),
+            switches: self.switches.saturating_sub(earlier.switches),
+        }
+    }
+}
+
+/// This process's [`Usage`] so far (`getrusage(RUSAGE_SELF)`; zeros if that fails).
+pub fn usage() -> Usage {
+    // SAFETY: getrusage only writes the struct it is handed, which outlives the call.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return Usage::default();
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    Usage {
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        switches: (ru.ru_nvcsw + ru.ru_nivcsw) as u64,
+    }
+}
+
 /// Logical CPUs this process may run on.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
