@@ -200,6 +200,14 @@ typedef struct pagent_consensus pagent_consensus;
 typedef struct pagent_executor pagent_executor;
 
 /**
+ * Settings of an OpenAI-compatible HTTP agent. Create with `pagent_openai_options_new`,
+ * change with the setters (each validates its value and keeps the old one on failure),
+ * pass to `pagent_agent_openai` (which copies them), free with
+ * `pagent_openai_options_free`. Not thread-safe: do not use one from two threads at once.
+ */
+typedef struct pagent_openai_options pagent_openai_options;
+
+/**
  * One outstanding call of a completion-based agent. An opaque token, not memory: it is
  * never dereferenced, so completing it twice, or after its call timed out or was
  * cancelled, is harmless and returns `PAGENT_ERR_STALE`.
@@ -740,6 +748,110 @@ char *pagent_executor_metrics_json(const struct pagent_executor *executor);
  * no-op. Never pass strings borrowed from results or `pagent_last_error`.
  */
 void pagent_string_free(char *s);
+
+/**
+ * Options with the defaults: base URL `https://api.openai.com/v1`, model `gpt-4o-mini`,
+ * API key from the environment variable `OPENAI_API_KEY`, no system prompt, user template
+ * `{question}`, temperature 0, max tokens 256, no extra headers, request timeout 60 s, no
+ * tokens-per-minute budget. Caller owns it and must call `pagent_openai_options_free`.
+ * Returns NULL only if out of memory (the process aborts first in practice).
+ */
+struct pagent_openai_options *pagent_openai_options_new(void);
+
+/**
+ * Frees options. NULL is a no-op. Agents made from them keep their own copy.
+ */
+void pagent_openai_options_free(struct pagent_openai_options *options);
+
+/**
+ * Base URL of the API, e.g. `"https://api.openai.com/v1"` or `"http://127.0.0.1:8080/v1"`;
+ * calls POST to `{base_url}/chat/completions`. Copied. A URL that is not `http://` or
+ * `https://` with a host (or has whitespace, a query or a fragment) returns
+ * `PAGENT_ERR_INVALID_ARG`.
+ */
+pagent_status pagent_openai_options_set_base_url(struct pagent_openai_options *options,
+                                                 const char *base_url);
+
+/**
+ * The model to ask, e.g. `"gpt-4o-mini"`; not empty. Copied.
+ */
+pagent_status pagent_openai_options_set_model(struct pagent_openai_options *options,
+                                              const char *model);
+
+/**
+ * Name of the environment variable that holds the API key, e.g. `"OPENAI_API_KEY"`
+ * (the default). It is read once, by `pagent_agent_openai`. `""`: send no key (local
+ * servers); an unset or empty variable sends none either. The key is sent only in the
+ * `Authorization` header and never appears in results, errors, metrics or logs.
+ */
+pagent_status pagent_openai_options_set_api_key_env(struct pagent_openai_options *options,
+                                                    const char *variable);
+
+/**
+ * System message sent before each question; NULL or `""` sends none. Copied.
+ */
+pagent_status pagent_openai_options_set_system_prompt(struct pagent_openai_options *options,
+                                                      const char *system_prompt);
+
+/**
+ * The user message; every `{question}` in it is replaced by the question, e.g.
+ * `"Answer in one word: {question}"`. A template without `{question}` returns
+ * `PAGENT_ERR_INVALID_ARG`. Copied.
+ */
+pagent_status pagent_openai_options_set_user_template(struct pagent_openai_options *options,
+                                                      const char *user_template);
+
+/**
+ * Sampling temperature, in [0, 2]; NaN is rejected.
+ */
+pagent_status pagent_openai_options_set_temperature(struct pagent_openai_options *options,
+                                                    double temperature);
+
+/**
+ * Upper bound on completion tokens per call, 1 to 10,000,000.
+ */
+pagent_status pagent_openai_options_set_max_tokens(struct pagent_openai_options *options,
+                                                   uint32_t max_tokens);
+
+/**
+ * Adds a header sent with every request (e.g. for a gateway); may be called repeatedly,
+ * up to 64 headers. The name must be an HTTP token, the value visible ASCII, spaces and
+ * tabs. Both copied. The value is treated as a secret: error messages never repeat it.
+ */
+pagent_status pagent_openai_options_add_header(struct pagent_openai_options *options,
+                                               const char *name,
+                                               const char *value);
+
+/**
+ * Limit on each HTTP request (connect, send, read the whole body), in ms; 1 ms to one
+ * hour. A request past it fails with a retryable error. The executor's agent timeout
+ * (`pagent_config_set_agent_timeout_ms`) bounds each attempt as well.
+ */
+pagent_status pagent_openai_options_set_request_timeout_ms(struct pagent_openai_options *options,
+                                                           uint64_t timeout_ms);
+
+/**
+ * Tokens-per-minute budget of the agent, beside the executor's request-rate limit: each
+ * call reserves an estimate (prompt bytes / 4 + max tokens) before it starts and settles
+ * with the usage the server reports. 0 turns the budget off (the default).
+ */
+pagent_status pagent_openai_options_set_tokens_per_minute(struct pagent_openai_options *options,
+                                                          uint64_t tokens_per_minute);
+
+/**
+ * Makes an agent that asks an OpenAI-compatible chat-completions endpoint, one HTTP
+ * request per call over a pooled keep-alive client (HTTP/2 where a TLS server offers
+ * it; TLS by rustls). The answer is `choices[0].message.content`; token usage is
+ * recorded on each result (`pagent_result_prompt_tokens`, ...) and summed in metrics.
+ * HTTP 408/409/429/5xx, timeouts and connection errors are retryable (set retries with
+ * `pagent_config_set_max_retries`) and honour `Retry-After` / `retry-after-ms`; other
+ * statuses fail at once with the server's message. `options` NULL: the defaults.
+ * Reads the API key from the environment now. Returns `PAGENT_ERR_INVALID_ARG` if the
+ * library was built without the `openai` feature. Out: the new agent, or NULL. Caller
+ * owns it (`pagent_agent_free`).
+ */
+pagent_status pagent_agent_openai(const struct pagent_openai_options *options,
+                                  struct pagent_agent **out);
 
 /**
  * Frees a result obtained from `pagent_batch_next`. NULL is a no-op. Never pass a

@@ -59,6 +59,9 @@ fn build_library(profile_dir: &Path) {
     if cfg!(feature = "python") {
         features.push("python");
     }
+    if cfg!(feature = "openai") {
+        features.push("openai");
+    }
     if !features.is_empty() {
         args.push("--features".into());
         args.push(features.join(","));

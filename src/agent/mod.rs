@@ -7,11 +7,15 @@ use std::time::Duration;
 
 pub mod callback;
 pub mod mock;
+pub mod openai;
 #[cfg(feature = "python")]
 pub mod python;
 
 pub use callback::{AsyncCallbackAgent, CallbackAgent, PendingRegistry};
 pub use mock::{MockAgent, MockOptions};
+#[cfg(feature = "openai")]
+pub use openai::OpenAiAgent;
+pub use openai::OpenAiOptions;
 #[cfg(feature = "python")]
 pub use python::{PythonAgent, PythonOptions};
 

@@ -14,6 +14,7 @@ pub mod batch;
 pub mod config;
 pub mod executor;
 mod guard;
+pub mod openai;
 pub mod results;
 pub mod runtime;
 pub mod status;
