@@ -15,7 +15,7 @@ use dashmap::DashMap;
 use futures_util::FutureExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -158,7 +158,7 @@ impl ParallelAgentExecutor {
     /// Answers every question, at most `max_concurrency` at once. Results are in question
     /// order; with `deduplicate_results` set, repeated answers are dropped (first kept).
     pub async fn execute_parallel(&self, questions: Vec<String>) -> Result<Vec<AgentResult>> {
-        let results = self.submit(questions)?.collect_ordered().await;
+        let (results, _) = self.submit(questions)?.finish_on_runtime().await?;
         Ok(self.maybe_dedup(results))
     }
 
@@ -166,7 +166,7 @@ impl ParallelAgentExecutor {
     pub async fn execute_sequential(&self, questions: Vec<String>) -> Result<Vec<AgentResult>> {
         let qs = questions.into_iter().map(Arc::from).collect();
         let batch = self.launch(qs, Assign::Questions, 1, self.inner.config.stream_buffer)?;
-        Ok(self.maybe_dedup(batch.collect_ordered().await))
+        Ok(self.maybe_dedup(batch.finish_on_runtime().await?.0))
     }
 
     /// Answers every question and returns the results in completion order, with at most
@@ -333,8 +333,11 @@ impl ParallelAgentExecutor {
             per_batch_limit,
             token: token.clone(),
             shared: Arc::clone(&shared),
+            tx,
+            sink: Mutex::new(Sink::default()),
+            consumer_gone: std::sync::atomic::AtomicBool::new(false),
         };
-        runtime::spawn_tracked(&handle, drive(job, tx));
+        runtime::spawn_tracked(&handle, drive(job));
         Ok(Batch {
             rx,
             questions,
@@ -469,6 +472,15 @@ impl Batch {
         (out, self.metrics().unwrap_or_default())
     }
 
+    /// Like [`finish`](Self::finish), but gathers on a runtime worker: the waiting thread
+    /// wakes once, not once per result. Shutdown waits for it like for the batch itself.
+    pub async fn finish_on_runtime(self) -> Result<(Vec<AgentResult>, ExecutionMetrics)> {
+        let handle = runtime::handle()?;
+        runtime::spawn_tracked(&handle, self.finish())
+            .await
+            .map_err(|_| Error::Shutdown)
+    }
+
     /// A handle that reads progress and metrics without borrowing the batch, so a host
     /// thread can draw a progress bar while another consumes results.
     pub fn probe(&self) -> BatchProbe {
@@ -564,6 +576,9 @@ struct Job {
     per_batch_limit: usize,
     token: CancellationToken,
     shared: Arc<BatchShared>,
+    tx: mpsc::Sender<AgentResult>,
+    sink: Mutex<Sink>,
+    consumer_gone: std::sync::atomic::AtomicBool,
 }
 
 impl Job {
@@ -589,42 +604,55 @@ impl Job {
     }
 }
 
-/// Starts calls as permits free up and forwards their results, in completion order.
-async fn drive(job: Job, tx: mpsc::Sender<AgentResult>) {
+/// Starts calls as permits free up. Each call task delivers its own result, so results
+/// flow out in completion order without funnelling through this one task.
+async fn drive(job: Job) {
     let job = Arc::new(job);
     let n = job.questions.len();
-    // A finished call keeps its permit until its result is in the channel, so a slow
-    // consumer holds the batch to `buffer + max_concurrency` results ahead of it.
-    let mut set: JoinSet<(AgentResult, OwnedSemaphorePermit)> = JoinSet::new();
-    let mut sink = Sink::new(tx);
+    let mut set: JoinSet<()> = JoinSet::new();
     let mut next = 0;
-    while next < n || !set.is_empty() {
-        let may_start = next < n && set.len() < job.per_batch_limit && !job.token.is_cancelled();
-        let sem = Arc::clone(&job.inner.semaphore);
-        tokio::select! {
-            biased;
-            Some(joined) = set.join_next(), if !set.is_empty() => {
-                let (r, permit) = joined.expect("call tasks catch their own panics and are never aborted");
-                sink.deliver(&job, r).await;
-                drop(permit);
-            }
-            permit = sem.acquire_owned(), if may_start => {
-                let permit = permit.expect("the executor semaphore is never closed");
-                let (j, i) = (Arc::clone(&job), next);
+    while next < n {
+        if job.token.is_cancelled() {
+            // Questions never started still get their result, each exactly once.
+            let why = job.cancel_reason();
+            while next < n {
+                deliver(
+                    &job,
+                    AgentResult::not_started(next, Arc::clone(&job.questions[next]), &why),
+                )
+                .await;
                 next += 1;
-                set.spawn(async move { (run_call(&j, i).await, permit) });
             }
-            _ = job.token.cancelled(), if next < n => {
-                // Questions never started still get their result, each exactly once.
-                while next < n {
-                    let r = AgentResult::not_started(next, Arc::clone(&job.questions[next]), &job.cancel_reason());
-                    next += 1;
-                    sink.deliver(&job, r).await;
-                }
-            }
+            break;
         }
+        if set.len() >= job.per_batch_limit {
+            set.join_next().await;
+            continue;
+        }
+        let permit = tokio::select! {
+            p = Arc::clone(&job.inner.semaphore).acquire_owned() => p.expect("the executor semaphore is never closed"),
+            _ = job.token.cancelled() => continue,
+        };
+        let (j, i) = (Arc::clone(&job), next);
+        next += 1;
+        // The permit is held until the result is in the channel, so a slow consumer holds
+        // the batch to `buffer + max_concurrency` results ahead of it.
+        set.spawn(async move {
+            let r = run_call(&j, i).await;
+            deliver(&j, r).await;
+            drop(permit);
+        });
+        while set.try_join_next().is_some() {}
     }
-    lock(&job.inner.lifetime).merge(&sink.rec);
+    while set.join_next().await.is_some() {}
+}
+
+/// Records one result, then hands it to the consumer while it listens.
+async fn deliver(job: &Job, r: AgentResult) {
+    lock(&job.sink).record(job, &r);
+    if !job.consumer_gone.load(Ordering::Relaxed) && job.tx.send(r).await.is_err() {
+        job.consumer_gone.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Recent durations kept for the p95 that drives hedging.
@@ -632,35 +660,23 @@ const P95_WINDOW: usize = 256;
 /// Results needed before the p95 is trusted.
 const P95_MIN_SAMPLES: usize = 20;
 
-/// The driver's end of a batch: records each result, enforces the error budget, tracks
-/// the p95 for hedging, and forwards to the consumer while it listens.
+/// A batch's accounting: metrics, the error budget, and the p95 for hedging.
+#[derive(Default)]
 struct Sink {
-    tx: mpsc::Sender<AgentResult>,
     rec: MetricsRecorder,
-    consumer_gone: bool,
     errors: usize,
     recent: Vec<u64>,
     seen: usize,
 }
 
 impl Sink {
-    fn new(tx: mpsc::Sender<AgentResult>) -> Self {
-        Self {
-            tx,
-            rec: MetricsRecorder::new(),
-            consumer_gone: false,
-            errors: 0,
-            recent: Vec::new(),
-            seen: 0,
-        }
-    }
-
-    async fn deliver(&mut self, job: &Job, r: AgentResult) {
-        self.rec.record_timed(&r, Instant::now());
+    fn record(&mut self, job: &Job, r: &AgentResult) {
+        self.rec.record_timed(r, Instant::now());
         let done = job.shared.done.fetch_add(1, Ordering::AcqRel) + 1;
         if done == job.questions.len() {
             // Before the last result goes out, so whoever receives it can read them.
             *lock(&job.shared.metrics) = Some(self.rec.snapshot());
+            lock(&job.inner.lifetime).merge(&self.rec);
         }
         if matches!(r.outcome, Outcome::Failed | Outcome::TimedOut) {
             self.errors += 1;
@@ -676,9 +692,6 @@ impl Sink {
         }
         if job.inner.config.hedge.after_p95 && r.outcome != Outcome::Cancelled {
             self.track_p95(job, r.duration);
-        }
-        if !self.consumer_gone {
-            self.consumer_gone = self.tx.send(r).await.is_err();
         }
     }
 
@@ -719,9 +732,11 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
         hedge_won: false,
     };
     let outcome = loop {
+        // Rare paths are boxed so the common call's future stays small (it is the bulk
+        // of the memory per call in flight).
         if let Some(rate) = &job.inner.rate {
             tokio::select! {
-                _ = rate.acquire() => {}
+                _ = Box::pin(rate.acquire()) => {}
                 _ = job.token.cancelled() => break Attempt::Cancelled,
             }
         }
@@ -746,7 +761,7 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
         let backoff = full_jitter(&cfg.retry, attempts, index)
             .max(hint.unwrap_or_default().min(crate::config::MAX_DURATION));
         tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
+            _ = Box::pin(tokio::time::sleep(backoff)) => {}
             _ = job.token.cancelled() => break Attempt::Cancelled,
         }
     };
@@ -782,14 +797,37 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
 }
 
 /// One attempt against the right agent, bounded by the timeout; a panic becomes a value.
-/// With hedging on, a call still running at the hedge delay gets one duplicate; the first
-/// answer wins and the other call is dropped (cancelled).
 async fn attempt_once(job: &Job, index: usize, question: &str, info: &mut CallInfo) -> Attempt {
+    if let Some(delay) = job.hedge_delay() {
+        return Box::pin(hedged_attempt(job, index, question, info, delay)).await;
+    }
+    // Waiting for a free pool member counts against the timeout: the host cares how long
+    // the call took, not which part of it was queueing.
+    match tokio::time::timeout(
+        job.inner.config.agent_timeout,
+        call_agent(job, index, question),
+    )
+    .await
+    {
+        Ok((attempt, member)) => {
+            info.agent_id = member;
+            attempt
+        }
+        Err(_) => Attempt::TimedOut,
+    }
+}
+
+/// An attempt with straggler hedging: a call still running at `delay` gets one duplicate;
+/// the first answer wins and the other call is dropped (cancelled).
+async fn hedged_attempt(
+    job: &Job,
+    index: usize,
+    question: &str,
+    info: &mut CallInfo,
+    delay: Duration,
+) -> Attempt {
     let work = async {
         let primary = call_agent(job, index, question);
-        let Some(delay) = job.hedge_delay() else {
-            return (primary.await, false);
-        };
         tokio::pin!(primary);
         tokio::select! {
             r = &mut primary => return (r, false),
@@ -810,8 +848,6 @@ async fn attempt_once(job: &Job, index: usize, question: &str, info: &mut CallIn
             },
         }
     };
-    // Waiting for a free pool member counts against the timeout: the host cares how long
-    // the call took, not which part of it was queueing.
     match tokio::time::timeout(job.inner.config.agent_timeout, work).await {
         Ok(((attempt, member), won)) => {
             info.agent_id = member;
@@ -829,18 +865,21 @@ async fn call_agent(job: &Job, index: usize, question: &str) -> (Attempt, usize)
             guarded(agent.answer_with_usage(question, index)).await,
             index,
         ),
-        Agents::Pool(members) => {
-            let lease = match job.assign {
-                Assign::Questions => members.acquire_any().await,
-                Assign::Voters => members.acquire(index).await,
-            };
-            let id = lease.index;
-            (
-                guarded(lease.agent.answer_with_usage(question, id)).await,
-                id,
-            )
-        }
+        Agents::Pool(members) => Box::pin(pool_call(job, members, index, question)).await,
     }
+}
+
+/// A call through a pool member: any free one, or voter `index`'s own.
+async fn pool_call(job: &Job, members: &Members, index: usize, question: &str) -> (Attempt, usize) {
+    let lease = match job.assign {
+        Assign::Questions => members.acquire_any().await,
+        Assign::Voters => members.acquire(index).await,
+    };
+    let id = lease.index;
+    (
+        guarded(lease.agent.answer_with_usage(question, id)).await,
+        id,
+    )
 }
 
 /// What a call's attempts learned about it, for its result.

@@ -126,7 +126,7 @@ pub extern "C" fn pagent_execute(
         let qs = self::questions(questions, n)?;
         runtime::ensure_may_block("pagent_execute")?;
         let batch = exec.submit(qs)?;
-        let (rs, metrics) = runtime::block_on("pagent_execute", batch.finish())?;
+        let (rs, metrics) = runtime::block_on("pagent_execute", batch.finish_on_runtime())??;
         let rs = if exec.config().deduplicate_results {
             exec.deduplicate_results(rs)
         } else {
