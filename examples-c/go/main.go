@@ -248,6 +248,11 @@ func run() error {
 }
 
 func main() {
+	// The HTTP agent first: run() ends with pagent_shutdown.
+	if err := runOpenAI(); err != nil {
+		fmt.Fprintln(os.Stderr, "pagent-go:", err)
+		os.Exit(1)
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "pagent-go:", err)
 		os.Exit(1)
