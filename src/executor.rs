@@ -158,8 +158,21 @@ impl ParallelAgentExecutor {
     /// Answers every question, at most `max_concurrency` at once. Results are in question
     /// order; with `deduplicate_results` set, repeated answers are dropped (first kept).
     pub async fn execute_parallel(&self, questions: Vec<String>) -> Result<Vec<AgentResult>> {
-        let (results, _) = self.submit(questions)?.finish_on_runtime().await?;
-        Ok(self.maybe_dedup(results))
+        Ok(self.execute_with_metrics(questions).await?.0)
+    }
+
+    /// [`execute_parallel`](Self::execute_parallel), with the batch's metrics.
+    pub async fn execute_with_metrics(
+        &self,
+        questions: Vec<String>,
+    ) -> Result<(Vec<AgentResult>, ExecutionMetrics)> {
+        let qs: Vec<Arc<str>> = questions.into_iter().map(Arc::from).collect();
+        // Every result is kept until the end anyway, so a buffer the size of the batch
+        // costs nothing extra and spares finished calls from waiting on the collector.
+        let buffer = qs.len().clamp(1, crate::config::MAX_BUFFER_LIMIT);
+        let batch = self.launch(qs, Assign::Questions, usize::MAX, buffer)?;
+        let (results, metrics) = batch.finish_on_runtime().await?;
+        Ok((self.maybe_dedup(results), metrics))
     }
 
     /// Answers the questions one at a time, in order (the baseline for comparisons).

@@ -124,14 +124,7 @@ pub extern "C" fn pagent_execute(
         let out = out_handle(results, "results")?;
         let exec = &arg(executor, "executor")?.exec;
         let qs = self::questions(questions, n)?;
-        runtime::ensure_may_block("pagent_execute")?;
-        let batch = exec.submit(qs)?;
-        let (rs, metrics) = runtime::block_on("pagent_execute", batch.finish_on_runtime())??;
-        let rs = if exec.config().deduplicate_results {
-            exec.deduplicate_results(rs)
-        } else {
-            rs
-        };
+        let (rs, metrics) = runtime::block_on("pagent_execute", exec.execute_with_metrics(qs))??;
         *out = boxed(pagent_results::new(rs, metrics));
         Ok(pagent_status::PAGENT_OK)
     })
