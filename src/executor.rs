@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -218,18 +219,57 @@ impl ParallelAgentExecutor {
         question: String,
         n_agents: usize,
     ) -> Result<ConsensusResult> {
+        // Run on the library's runtime, whatever runtime (if any) the caller awaits from.
+        let exec = self.clone();
+        runtime::handle()?
+            .spawn(async move { exec.consensus_in_runtime(question, n_agents).await })
+            .await
+            .map_err(|_| Error::Shutdown)?
+    }
+
+    /// The consensus round itself; must run inside the library's runtime (a worker, or a
+    /// host thread in [`runtime::block_on`]). The voters are polled right here, in one
+    /// task: a round costs no driver task, no channel and no extra thread wake-ups.
+    pub(crate) async fn consensus_in_runtime(
+        &self,
+        question: String,
+        n_agents: usize,
+    ) -> Result<ConsensusResult> {
         if n_agents == 0 {
             return Err(Error::InvalidArgument("n_agents must be at least 1".into()));
         }
+        runtime::handle()?; // fails fast after shutdown or fork
+        if self.inner.token.is_cancelled() {
+            return Err(Error::InvalidArgument(
+                "the executor has been cancelled".into(),
+            ));
+        }
         let q: Arc<str> = Arc::from(question.as_str());
-        let qs = vec![q; n_agents];
-        let buffer = n_agents.min(self.inner.config.stream_buffer.max(1));
-        let mut batch = self.launch(qs, Assign::Voters, usize::MAX, buffer)?;
+        let job = Job {
+            inner: Arc::clone(&self.inner),
+            questions: vec![q; n_agents].into(),
+            assign: Assign::Voters,
+            per_batch_limit: usize::MAX,
+            token: self.inner.token.child_token(),
+            shared: Arc::new(BatchShared::default()),
+            tx: None,
+            sink: Mutex::new(Sink::default()),
+        };
+        let mut voters: FuturesUnordered<_> = (0..n_agents)
+            .map(|i| {
+                let job = &job;
+                async move {
+                    let _permit = job.inner.semaphore.acquire().await;
+                    run_call(job, i).await
+                }
+            })
+            .collect();
         let threshold = self.inner.config.consensus_threshold;
         let mut tally = Tally::default();
         let mut results = Vec::with_capacity(n_agents);
         let mut early_stopped = false;
-        while let Some(r) = batch.next().await {
+        while let Some(r) = voters.next().await {
+            lock(&job.sink).record(&job, &r);
             if let (Outcome::Ok, Some(a)) = (r.outcome, &r.answer) {
                 tally.add(r.question_index, a);
             }
@@ -240,15 +280,16 @@ impl ParallelAgentExecutor {
                 && outstanding > 0
                 && tally.is_settled(outstanding, threshold)
             {
+                // The rest see the token and come back Cancelled at their next poll.
                 early_stopped = true;
-                batch.cancel_with("consensus settled early");
+                job.shared.cancel(&job.token, "consensus settled early");
             }
         }
         results.sort_by_key(|r| r.question_index);
         // Only an early stop that actually cut a call short counts as one.
         early_stopped &= results.iter().any(|r| r.outcome == Outcome::Cancelled);
         let vote = tally.vote(threshold);
-        let metrics = batch.metrics().unwrap_or_default();
+        let metrics = lock(&job.shared.metrics).take().unwrap_or_default();
         self.store_metrics(question, metrics.clone());
         Ok(ConsensusResult {
             answer: vote.answer,
@@ -346,9 +387,8 @@ impl ParallelAgentExecutor {
             per_batch_limit,
             token: token.clone(),
             shared: Arc::clone(&shared),
-            tx,
+            tx: Some(tx),
             sink: Mutex::new(Sink::default()),
-            consumer_gone: std::sync::atomic::AtomicBool::new(false),
         };
         runtime::spawn_tracked(&handle, drive(job));
         Ok(Batch {
@@ -390,6 +430,7 @@ pub struct ConsensusResult {
     pub metrics: ExecutionMetrics,
 }
 
+#[derive(Default)]
 struct BatchShared {
     done: AtomicUsize,
     metrics: Mutex<Option<ExecutionMetrics>>,
@@ -589,9 +630,9 @@ struct Job {
     per_batch_limit: usize,
     token: CancellationToken,
     shared: Arc<BatchShared>,
-    tx: mpsc::Sender<AgentResult>,
+    /// Where results go; `None` for a consensus round, which polls its calls itself.
+    tx: Option<mpsc::Sender<AgentResult>>,
     sink: Mutex<Sink>,
-    consumer_gone: std::sync::atomic::AtomicBool,
 }
 
 impl Job {
@@ -663,8 +704,9 @@ async fn drive(job: Job) {
 /// Records one result, then hands it to the consumer while it listens.
 async fn deliver(job: &Job, r: AgentResult) {
     lock(&job.sink).record(job, &r);
-    if !job.consumer_gone.load(Ordering::Relaxed) && job.tx.send(r).await.is_err() {
-        job.consumer_gone.store(true, Ordering::Relaxed);
+    if let Some(tx) = &job.tx {
+        // Fails only once the consumer has gone; the result is then dropped.
+        let _ = tx.send(r).await;
     }
 }
 

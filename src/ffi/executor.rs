@@ -172,7 +172,7 @@ pub extern "C" fn pagent_run_consensus(
         }
         let c = runtime::block_on(
             "pagent_run_consensus",
-            exec.execute_with_consensus(q, n_agents),
+            exec.consensus_in_runtime(q, n_agents),
         )??;
         *out = boxed(pagent_consensus::new(c));
         Ok(pagent_status::PAGENT_OK)
