@@ -219,6 +219,9 @@ impl ParallelAgentExecutor {
         question: String,
         n_agents: usize,
     ) -> Result<ConsensusResult> {
+        if runtime::in_library_runtime() {
+            return self.consensus_in_runtime(question, n_agents).await;
+        }
         // Run on the library's runtime, whatever runtime (if any) the caller awaits from.
         let exec = self.clone();
         runtime::handle()?

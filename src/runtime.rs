@@ -29,6 +29,18 @@ static ROOT: Lazy<CancellationToken> = Lazy::new(CancellationToken::new);
 /// Every batch driver, so shutdown can wait for them to drain.
 static TRACKER: Lazy<TaskTracker> = Lazy::new(TaskTracker::new);
 
+thread_local! {
+    /// Whether this thread is running inside the library's runtime: one of its workers or
+    /// blocking threads, or a host thread inside [`block_on`].
+    static IN_LIBRARY_RUNTIME: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread runs inside the library's runtime (see [`block_on`]), so
+/// library futures may be polled right here instead of being spawned onto it.
+pub fn in_library_runtime() -> bool {
+    IN_LIBRARY_RUNTIME.with(|f| f.get())
+}
+
 fn lock() -> std::sync::MutexGuard<'static, State> {
     // A panic while holding this lock cannot leave `State` half-written; keep going.
     STATE.lock().unwrap_or_else(|p| p.into_inner())
@@ -85,6 +97,7 @@ pub fn handle() -> Result<Handle> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(worker_count()?)
                 .thread_name("pagent-worker")
+                .on_thread_start(|| IN_LIBRARY_RUNTIME.with(|f| f.set(true)))
                 .enable_all()
                 .build()
                 .map_err(|e| Error::Runtime(e.to_string()))?;
@@ -116,7 +129,15 @@ pub fn ensure_may_block(what: &'static str) -> Result<()> {
 /// workers behind it.
 pub fn block_on<F: Future>(what: &'static str, fut: F) -> Result<F::Output> {
     ensure_may_block(what)?;
-    Ok(handle()?.block_on(fut))
+    let handle = handle()?;
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            IN_LIBRARY_RUNTIME.with(|f| f.set(self.0));
+        }
+    }
+    let _reset = Reset(IN_LIBRARY_RUNTIME.with(|f| f.replace(true)));
+    Ok(handle.block_on(fut))
 }
 
 /// A fresh cancellation token that [`shutdown`] cancels.
