@@ -267,3 +267,27 @@ fn openai_agent(opts: OpenAiOptions) -> Result<std::sync::Arc<dyn crate::Agent>,
         "built without openai support (this build of parallel-agents has the `openai` feature off)",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::agent::pagent_agent_free;
+
+    #[test]
+    fn the_agent_exists_in_every_build() {
+        let o = pagent_openai_options_new();
+        let mut agent: *mut pagent_agent = std::ptr::null_mut();
+        let st = pagent_agent_openai(o, &mut agent);
+        if cfg!(feature = "openai") {
+            assert_eq!(st, pagent_status::PAGENT_OK);
+            assert!(!agent.is_null());
+        } else {
+            assert_eq!(st, pagent_status::PAGENT_ERR_INVALID_ARG);
+            assert!(agent.is_null());
+            let e = unsafe { std::ffi::CStr::from_ptr(crate::ffi::status::pagent_last_error()) };
+            assert!(e.to_string_lossy().contains("built without openai support"));
+        }
+        pagent_agent_free(agent);
+        pagent_openai_options_free(o);
+    }
+}
