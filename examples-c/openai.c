@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "example.h"
 
@@ -86,13 +87,18 @@ int main(void) {
     CHECK(pagent_executor_new(config, agent, &exec));
     pagent_agent_free(agent);
 
-    /* The test server reads directives in brackets: a 429 first, and a 401. */
+    /* The test server reads directives in brackets: a 429 first, and a 401. It counts
+     * `fail-first` per prompt over its lifetime, and `make test` runs this program twice
+     * (under valgrind, then ASan) against one server, so the prompt names the process. */
+    char busy[80];
+    snprintf(busy, sizeof busy, "[fail-first=1][status=429][retry-after-ms=50] Busy? (pid %ld)",
+             (long)getpid());
     const char *questions[N_QUESTIONS] = {
         "What is the capital of France?", "What is 2 + 2?", "Who wrote Hamlet?",
         "What colour is the sky?", "What is the boiling point of water in Celsius?",
         "Name a prime number above 10.", "What language is spoken in Brazil?",
         "How many legs does a spider have?", "What is H2O?", "Largest planet?",
-        real ? "Smallest planet?" : "[fail-first=1][status=429][retry-after-ms=50] Busy?",
+        real ? "Smallest planet?" : busy,
         real ? "Hottest planet?" : "[status=401] Who am I?",
     };
     pagent_results *results = NULL;

@@ -2,7 +2,7 @@
 //! boundary tests, and the Go host) against the library this `cargo test` built:
 //! `make -C examples-c test LIBDIR=<target>/<profile>`, every C/C++ program under
 //! valgrind. Needs make, a C and a C++ compiler, valgrind and (unless it is missing, then
-//! that part is skipped with a message) go.
+//! that part is skipped with a message, except under CI, which must have it) go.
 //!
 //! `cargo test` compiles the library's staticlib and cdylib into `<profile>/deps/` but
 //! copies them up to `<profile>/` only on `cargo build`, so this test first runs
@@ -130,6 +130,11 @@ fn c_cpp_and_go_hosts_pass_under_valgrind() {
         );
     }
     let skip_go = !have("go", "version");
+    // CI installs go, so a skip there would hide a broken install step.
+    assert!(
+        !(skip_go && std::env::var_os("CI").is_some()),
+        "`go` is not installed under CI (apt-get install golang-go)"
+    );
     if skip_go {
         eprintln!("SKIPPING the Go host: `go` is not installed (apt-get install golang-go)");
     }
