@@ -483,6 +483,12 @@ impl Batch {
         }
     }
 
+    /// Whether [`try_next`](Self::try_next) would return at once: a result is waiting,
+    /// or the batch has ended.
+    pub fn has_ready(&self) -> bool {
+        !self.rx.is_empty() || self.rx.is_closed()
+    }
+
     fn mark(&mut self, r: AgentResult) -> AgentResult {
         let i = r.question_index;
         self.delivered[i / 64] |= 1 << (i % 64);
@@ -686,7 +692,10 @@ async fn drive(job: Job) {
             set.join_next().await;
             continue;
         }
+        // `biased`: the work branch first, so a call that is ready at once never
+        // registers a cancellation waiter (a lock on the batch token's waiter list).
         let permit = tokio::select! {
+            biased;
             p = Arc::clone(&job.inner.semaphore).acquire_owned() => p.expect("the executor semaphore is never closed"),
             _ = job.token.cancelled() => continue,
         };
@@ -708,8 +717,13 @@ async fn drive(job: Job) {
 async fn deliver(job: &Job, r: AgentResult) {
     lock(&job.sink).record(job, &r);
     if let Some(tx) = &job.tx {
-        // Fails only once the consumer has gone; the result is then dropped.
-        let _ = tx.send(r).await;
+        // Waiting for room is the rare case and `send`'s future is large (it sets the size
+        // of every call task), so it is boxed behind a plain `try_send`. Freed room goes
+        // to waiting senders first, so no waiter starves. Either fails only once the
+        // consumer has gone; the result is then dropped.
+        if let Err(mpsc::error::TrySendError::Full(r)) = tx.try_send(r) {
+            let _ = Box::pin(tx.send(r)).await;
+        }
     }
 }
 
@@ -794,12 +808,15 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
         // of the memory per call in flight).
         if let Some(rate) = &job.inner.rate {
             tokio::select! {
+                biased;
                 _ = Box::pin(rate.acquire()) => {}
                 _ = job.token.cancelled() => break Attempt::Cancelled,
             }
         }
         attempts += 1;
+        // Work first (see `drive`): a cancellation is still seen while the work waits.
         let attempt = tokio::select! {
+            biased;
             a = attempt_once(job, index, &question, &mut info) => a,
             _ = job.token.cancelled() => Attempt::Cancelled,
         };
@@ -819,6 +836,7 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
         let backoff = full_jitter(&cfg.retry, attempts, index)
             .max(hint.unwrap_or_default().min(crate::config::MAX_DURATION));
         tokio::select! {
+            biased;
             _ = Box::pin(tokio::time::sleep(backoff)) => {}
             _ = job.token.cancelled() => break Attempt::Cancelled,
         }

@@ -2,7 +2,7 @@
 //! only by an explicit [`shutdown`] (never from `atexit` or a destructor).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,10 @@ enum State {
 
 static STATE: Mutex<State> = Mutex::new(State::Idle);
 static WORKERS: AtomicUsize = AtomicUsize::new(0);
+/// `STATE` for lock-free checks: 0 idle, [`SHUT_DOWN`] after shutdown, else the pid that
+/// started the runtime.
+static LIVE: AtomicU64 = AtomicU64::new(0);
+const SHUT_DOWN: u64 = u64::MAX;
 /// Parent of every batch's cancellation token: cancelling it cancels all work.
 static ROOT: Lazy<CancellationToken> = Lazy::new(CancellationToken::new);
 /// Every batch driver, so shutdown can wait for them to drain.
@@ -102,6 +106,7 @@ pub fn handle() -> Result<Handle> {
                 .build()
                 .map_err(|e| Error::Runtime(e.to_string()))?;
             let h = rt.handle().clone();
+            LIVE.store(u64::from(std::process::id()), Ordering::Release);
             *st = State::Running {
                 rt,
                 pid: std::process::id(),
@@ -123,6 +128,18 @@ pub fn ensure_may_block(what: &'static str) -> Result<()> {
         return Err(Error::Reentrant(what));
     }
     Ok(())
+}
+
+/// The checks of a blocking call ([`ensure_may_block`], and that the runtime is neither
+/// shut down nor inherited through `fork`) without touching the runtime: for a call that
+/// may be able to answer from what is already there.
+pub(crate) fn ensure_may_block_here(what: &'static str) -> Result<()> {
+    ensure_may_block(what)?;
+    match LIVE.load(Ordering::Acquire) {
+        SHUT_DOWN => Err(Error::Shutdown),
+        pid if pid != 0 && pid != u64::from(std::process::id()) => Err(Error::Forked),
+        _ => Ok(()),
+    }
 }
 
 /// Runs `fut` to completion on the calling (host) thread, with the runtime's timers and
@@ -162,6 +179,7 @@ pub fn shutdown(deadline: Duration) -> Result<()> {
     ensure_may_block("shutdown")?;
     let rt = {
         let mut st = lock();
+        LIVE.store(SHUT_DOWN, Ordering::Release);
         match std::mem::replace(&mut *st, State::ShutDown) {
             State::Running { rt, pid } if pid == std::process::id() => rt,
             // A forked child must not touch the parent's threads: forget them.

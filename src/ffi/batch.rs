@@ -57,16 +57,25 @@ pub extern "C" fn pagent_batch_next(
         let b = arg(batch, "batch")?;
         let wait = self::timeout_ms(timeout_ms)?;
         let mut st = b.lock();
-        let next = match st.held.pop_front() {
-            Some(r) => Some(Some(r)),
-            None => match wait {
-                Some(d) if d.is_zero() => st.batch.try_next().ok(),
-                None => Some(runtime::block_on("pagent_batch_next", st.batch.next())?),
-                // The timer must be created inside the runtime, hence the async block.
-                Some(d) => runtime::block_on("pagent_batch_next", async {
-                    tokio::time::timeout(d, st.batch.next()).await.ok()
-                })?,
-            },
+        let next = if let Some(r) = st.held.pop_front() {
+            Some(Some(r))
+        } else if wait.is_some_and(|d| d.is_zero()) {
+            st.batch.try_next().ok()
+        } else {
+            runtime::ensure_may_block_here("pagent_batch_next")?;
+            if st.batch.has_ready() {
+                // Taken without entering the runtime (a lock, a park and a wake-up per
+                // result) when it is already waiting; the checks above still applied.
+                st.batch.try_next().ok()
+            } else {
+                match wait {
+                    None => Some(runtime::block_on("pagent_batch_next", st.batch.next())?),
+                    // The timer must be created inside the runtime, hence the async block.
+                    Some(d) => runtime::block_on("pagent_batch_next", async {
+                        tokio::time::timeout(d, st.batch.next()).await.ok()
+                    })?,
+                }
+            }
         };
         match next {
             Some(Some(r)) => {

@@ -142,5 +142,35 @@ pub(crate) fn free_boxed<T>(p: *mut T) {
 
 /// A `CString` from any Rust string: interior NULs (which C cannot see past) become U+FFFD.
 pub(crate) fn to_cstring(s: &str) -> std::ffi::CString {
+    // Room for the NUL up front, so the common case is one allocation and one copy.
+    let mut bytes = Vec::with_capacity(s.len() + 1);
+    bytes.extend_from_slice(s.as_bytes());
+    std::ffi::CString::new(bytes).unwrap_or_else(|_| replace_nuls(s))
+}
+
+/// [`to_cstring`] for an owned string: reuses its buffer when it holds no NUL.
+pub(crate) fn into_cstring(s: String) -> std::ffi::CString {
+    std::ffi::CString::new(s)
+        .unwrap_or_else(|e| replace_nuls(&String::from_utf8_lossy(&e.into_vec())))
+}
+
+fn replace_nuls(s: &str) -> std::ffi::CString {
     std::ffi::CString::new(s.replace('\0', "\u{fffd}")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_for_c_keep_their_text_and_lose_interior_nuls() {
+        assert_eq!(to_cstring("Paris").to_str(), Ok("Paris"));
+        assert_eq!(into_cstring("Paris".to_owned()).to_str(), Ok("Paris"));
+        assert_eq!(to_cstring("a\0b").to_str(), Ok("a\u{fffd}b"));
+        assert_eq!(
+            into_cstring("a\0b\0".to_owned()).to_str(),
+            Ok("a\u{fffd}b\u{fffd}")
+        );
+        assert_eq!(into_cstring(String::new()).to_str(), Ok(""));
+    }
 }

@@ -2,7 +2,9 @@
 
 use std::ffi::{c_char, CString};
 
-use super::guard::{arg, free_boxed, guard, guard_value, out_value, to_cstring, FfiResult};
+use super::guard::{
+    arg, free_boxed, guard, guard_value, into_cstring, out_value, to_cstring, FfiResult,
+};
 use super::status::{pagent_status, Failure};
 use crate::executor::ConsensusResult;
 use crate::metrics::ExecutionMetrics;
@@ -39,18 +41,20 @@ impl From<Outcome> for pagent_outcome {
 /// `pagent_batch_next` (free with `pagent_result_free`). Strings it returns are owned by
 /// it and valid until it (or its owner) is freed.
 pub struct pagent_result {
+    /// The call; its answer and error strings moved into the fields below.
     inner: AgentResult,
-    question: CString,
+    /// Made on first use: few hosts read the question back, and it is the batch's.
+    question: std::sync::OnceLock<CString>,
     answer: Option<CString>,
     error: Option<CString>,
 }
 
 impl pagent_result {
-    pub(crate) fn new(inner: AgentResult) -> Self {
+    pub(crate) fn new(mut inner: AgentResult) -> Self {
         Self {
-            question: to_cstring(&inner.question),
-            answer: inner.answer.as_deref().map(to_cstring),
-            error: inner.error.as_deref().map(to_cstring),
+            question: std::sync::OnceLock::new(),
+            answer: inner.answer.take().map(into_cstring),
+            error: inner.error.take().map(into_cstring),
             inner,
         }
     }
@@ -107,7 +111,9 @@ pub extern "C" fn pagent_result_error(result: *const pagent_result) -> *const c_
 #[no_mangle]
 pub extern "C" fn pagent_result_question(result: *const pagent_result) -> *const c_char {
     with_result("pagent_result_question", result, std::ptr::null(), |r| {
-        r.question.as_ptr()
+        r.question
+            .get_or_init(|| to_cstring(&r.inner.question))
+            .as_ptr()
     })
 }
 
