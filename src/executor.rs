@@ -2,9 +2,10 @@
 //! semaphore, and hands results back in question order, in completion order, or as a vote.
 //!
 //! The data path, top to bottom: [`ParallelAgentExecutor::submit`] spawns [`drive`] on the
-//! global runtime; `drive` starts one [`run_call`] task per question as permits free up and
-//! forwards each result into a bounded channel; the [`Batch`] on the other end hands them
-//! to the caller (and fills in `Cancelled` for any that a shutdown swallowed).
+//! global runtime; `drive` starts one [`run_call`] task per question as permits (and room
+//! ahead of the consumer) free up; each call task puts its result into the batch's channel
+//! and ends; the [`Batch`] on the other end hands them to the caller (and fills in
+//! `Cancelled` for any that a shutdown swallowed).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -148,8 +149,9 @@ impl ParallelAgentExecutor {
     }
 
     /// Starts a batch and returns at once; results stream out of the [`Batch`] in
-    /// completion order. At most `config.stream_buffer` finished results wait for the
-    /// consumer; past that the batch stops starting calls until it catches up.
+    /// completion order. The batch runs at most `config.stream_buffer + max_concurrency`
+    /// calls ahead of the consumer (running, or finished and waiting); past that it stops
+    /// starting calls until the consumer catches up.
     pub fn submit(&self, questions: Vec<String>) -> Result<Batch> {
         let buffer = self.inner.config.stream_buffer;
         let qs = questions.into_iter().map(Arc::from).collect();
@@ -198,7 +200,8 @@ impl ParallelAgentExecutor {
         Ok(out)
     }
 
-    /// Starts a batch whose results stream out through a buffer of `buffer_size`.
+    /// Starts a batch whose results stream out through a buffer of `buffer_size` (as
+    /// [`submit`](Self::submit) with `stream_buffer = buffer_size`).
     pub fn stream(&self, questions: Vec<String>, buffer_size: usize) -> Result<Batch> {
         if buffer_size == 0 || buffer_size > crate::config::MAX_BUFFER_LIMIT {
             return Err(Error::InvalidArgument(format!(
@@ -373,7 +376,12 @@ impl ParallelAgentExecutor {
             ));
         }
         let total = questions.len();
-        let (tx, rx) = mpsc::channel(buffer);
+        // The channel itself is unbounded: `slots` bounds it, and makes the driver (not
+        // the call tasks) wait for a slow consumer.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let slots = Arc::new(Semaphore::new(
+            buffer.saturating_add(self.inner.config.max_concurrency),
+        ));
         let shared = Arc::new(BatchShared {
             done: AtomicUsize::new(0),
             metrics: Mutex::new(None),
@@ -390,12 +398,13 @@ impl ParallelAgentExecutor {
             per_batch_limit,
             token: token.clone(),
             shared: Arc::clone(&shared),
-            tx: Some(tx),
+            tx: Some((tx, Arc::clone(&slots))),
             sink: Mutex::new(Sink::default()),
         };
         runtime::spawn_tracked(&handle, drive(job));
         Ok(Batch {
             rx,
+            slots,
             questions,
             delivered: vec![0; total.div_ceil(64)],
             n_delivered: 0,
@@ -454,7 +463,10 @@ impl BatchShared {
 /// A running batch. Results come out of [`next`](Self::next) in completion order, each
 /// question index exactly once. Dropping it cancels what still runs.
 pub struct Batch {
-    rx: mpsc::Receiver<AgentResult>,
+    rx: mpsc::UnboundedReceiver<AgentResult>,
+    /// Results the batch may still run ahead of the consumer; each one handed out gives
+    /// its slot back.
+    slots: Arc<Semaphore>,
     questions: Arc<[Arc<str>]>,
     /// Bitset of indices handed out, to back-fill any a shutdown swallowed.
     delivered: Vec<u64>,
@@ -490,6 +502,7 @@ impl Batch {
     }
 
     fn mark(&mut self, r: AgentResult) -> AgentResult {
+        self.slots.add_permits(1);
         let i = r.question_index;
         self.delivered[i / 64] |= 1 << (i % 64);
         self.n_delivered += 1;
@@ -627,6 +640,8 @@ impl BatchProbe {
 
 impl Drop for Batch {
     fn drop(&mut self) {
+        // Nobody takes results any more: the driver must not wait for slots.
+        self.slots.close();
         self.cancel_with("batch freed before it finished");
     }
 }
@@ -639,8 +654,9 @@ struct Job {
     per_batch_limit: usize,
     token: CancellationToken,
     shared: Arc<BatchShared>,
-    /// Where results go; `None` for a consensus round, which polls its calls itself.
-    tx: Option<mpsc::Sender<AgentResult>>,
+    /// Where results go, and the slots that bound how far ahead of the consumer the
+    /// batch runs; `None` for a consensus round, which polls its calls itself.
+    tx: Option<(mpsc::UnboundedSender<AgentResult>, Arc<Semaphore>)>,
     sink: Mutex<Sink>,
 }
 
@@ -668,22 +684,28 @@ impl Job {
 }
 
 /// Starts calls as permits free up. Each call task delivers its own result, so results
-/// flow out in completion order without funnelling through this one task.
+/// flow out in completion order without funnelling through this one task. Before a call
+/// starts it takes a slot of room ahead of the consumer, so a finished call never waits
+/// to hand over its result: it delivers and ends, and its permit goes to the next call.
 async fn drive(job: Job) {
     let job = Arc::new(job);
     let n = job.questions.len();
     let mut set: JoinSet<()> = JoinSet::new();
     let mut next = 0;
+    let mut have_slot = false;
     while next < n {
         if job.token.is_cancelled() {
-            // Questions never started still get their result, each exactly once.
+            // Questions never started still get their result, each exactly once, still
+            // no further ahead of the consumer than the slots allow.
             let why = job.cancel_reason();
             while next < n {
+                if !std::mem::take(&mut have_slot) {
+                    take_slot(&job).await;
+                }
                 deliver(
                     &job,
                     AgentResult::not_started(next, Arc::clone(&job.questions[next]), &why),
-                )
-                .await;
+                );
                 next += 1;
             }
             break;
@@ -692,20 +714,26 @@ async fn drive(job: Job) {
             set.join_next().await;
             continue;
         }
-        // `biased`: the work branch first, so a call that is ready at once never
+        // `biased`: the work branch first, so a wait that is over at once never
         // registers a cancellation waiter (a lock on the batch token's waiter list).
+        if !have_slot {
+            tokio::select! {
+                biased;
+                _ = take_slot(&job) => have_slot = true,
+                _ = job.token.cancelled() => continue,
+            }
+        }
         let permit = tokio::select! {
             biased;
             p = Arc::clone(&job.inner.semaphore).acquire_owned() => p.expect("the executor semaphore is never closed"),
             _ = job.token.cancelled() => continue,
         };
+        have_slot = false;
         let (j, i) = (Arc::clone(&job), next);
         next += 1;
-        // The permit is held until the result is in the channel, so a slow consumer holds
-        // the batch to `buffer + max_concurrency` results ahead of it.
         set.spawn(async move {
             let r = run_call(&j, i).await;
-            deliver(&j, r).await;
+            deliver(&j, r);
             drop(permit);
         });
         while set.try_join_next().is_some() {}
@@ -713,17 +741,26 @@ async fn drive(job: Job) {
     while set.join_next().await.is_some() {}
 }
 
-/// Records one result, then hands it to the consumer while it listens.
-async fn deliver(job: &Job, r: AgentResult) {
+/// Waits for one slot of room ahead of the consumer (at once if the consumer has gone).
+async fn take_slot(job: &Job) {
+    let Some((_, slots)) = &job.tx else { return };
+    let permit = match slots.try_acquire() {
+        Ok(p) => Ok(p),
+        Err(tokio::sync::TryAcquireError::Closed) => return,
+        Err(tokio::sync::TryAcquireError::NoPermits) => slots.acquire().await,
+    };
+    // The consumer gives the slot back when it takes a result (`Batch::mark`).
+    if let Ok(p) = permit {
+        p.forget();
+    }
+}
+
+/// Records one result and hands it to the consumer; never waits (see [`drive`]).
+fn deliver(job: &Job, r: AgentResult) {
     lock(&job.sink).record(job, &r);
-    if let Some(tx) = &job.tx {
-        // Waiting for room is the rare case and `send`'s future is large (it sets the size
-        // of every call task), so it is boxed behind a plain `try_send`. Freed room goes
-        // to waiting senders first, so no waiter starves. Either fails only once the
-        // consumer has gone; the result is then dropped.
-        if let Err(mpsc::error::TrySendError::Full(r)) = tx.try_send(r) {
-            let _ = Box::pin(tx.send(r)).await;
-        }
+    if let Some((tx, _)) = &job.tx {
+        // Fails only once the consumer has gone; the result is then dropped.
+        let _ = tx.send(r);
     }
 }
 
@@ -804,6 +841,11 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
         hedge_won: false,
     };
     let outcome = loop {
+        // A cancelled batch starts no attempt (the selects below see a cancel only while
+        // the work waits, and a consensus voter may get its permit after the cancel).
+        if job.token.is_cancelled() {
+            break Attempt::Cancelled;
+        }
         // Rare paths are boxed so the common call's future stays small (it is the bulk
         // of the memory per call in flight).
         if let Some(rate) = &job.inner.rate {

@@ -517,7 +517,15 @@ fn tokens_per_minute_budget_delays_what_does_not_fit() {
         ..Default::default()
     };
     let exec = ParallelAgentExecutor::new(config, agent(opts)).unwrap();
-    let rs = run(&exec, vec!["[tag=t] a".into(), "[tag=t] b".into()]);
+    // Slow answers, so the first call cannot settle (and hand back the tokens it did
+    // not use) before the second reserves, however the two tasks get scheduled.
+    let rs = run(
+        &exec,
+        vec![
+            "[tag=t][latency=2000] a".into(),
+            "[tag=t][latency=2000] b".into(),
+        ],
+    );
     assert!(rs.iter().all(|r| r.success));
     let t = Mock::starts(&mock.stats(), "t");
     let gap = Duration::from_micros(t[1] - t[0]);
