@@ -607,8 +607,9 @@ pagent_status pagent_config_set_rate_limit(struct pagent_config *config,
                                            uint32_t burst);
 
 /**
- * Finished results a `pagent_submit` batch holds for a slow consumer before it stops
- * starting calls; 1 to 10,000,000.
+ * How far a `pagent_submit` batch runs ahead of a slow consumer: it holds at most
+ * `buffer + max_concurrency` results not yet taken (running, or finished and waiting)
+ * and starts no call past that; 1 to 10,000,000.
  */
 pagent_status pagent_config_set_stream_buffer(struct pagent_config *config, size_t buffer);
 

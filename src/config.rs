@@ -87,7 +87,9 @@ pub struct ParallelConfig {
     pub retry: RetryPolicy,
     /// Optional limit on call starts.
     pub rate_limit: Option<RateLimit>,
-    /// Results buffered between a streaming batch and its consumer.
+    /// Results buffered between a streaming batch and its consumer: a batch runs at most
+    /// `stream_buffer + max_concurrency` calls ahead of it (running, or finished and
+    /// waiting).
     pub stream_buffer: usize,
     /// Straggler hedging (off by default).
     pub hedge: HedgePolicy,

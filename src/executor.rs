@@ -251,22 +251,26 @@ impl ParallelAgentExecutor {
             ));
         }
         let q: Arc<str> = Arc::from(question.as_str());
-        let job = Job {
+        let job = Arc::new(Job {
             inner: Arc::clone(&self.inner),
             questions: vec![q; n_agents].into(),
             assign: Assign::Voters,
             per_batch_limit: usize::MAX,
             token: self.inner.token.child_token(),
             shared: Arc::new(BatchShared::default()),
-            tx: None,
+            out: Output::Collect(Mutex::new(Vec::new())),
             sink: Mutex::new(Sink::default()),
-        };
+        });
         let mut voters: FuturesUnordered<_> = (0..n_agents)
             .map(|i| {
-                let job = &job;
+                // Made outside the future, so a voter dropped before it was ever polled
+                // still reports (see `Call`).
+                let mut call = Call::new(Arc::clone(&job), i);
+                let semaphore = &job.inner.semaphore;
                 async move {
-                    let _permit = job.inner.semaphore.acquire().await;
-                    run_call(job, i).await
+                    let _permit = semaphore.acquire().await;
+                    let r = run_call(&mut call).await;
+                    call.finish(r)
                 }
             })
             .collect();
@@ -274,7 +278,14 @@ impl ParallelAgentExecutor {
         let mut tally = Tally::default();
         let mut results = Vec::with_capacity(n_agents);
         let mut early_stopped = false;
-        while let Some(r) = voters.next().await {
+        loop {
+            let next = tokio::select! {
+                biased;
+                r = voters.next() => r,
+                // The executor cancelled, or the library shuts down.
+                _ = job.token.cancelled() => None,
+            };
+            let Some(r) = next else { break };
             lock(&job.sink).record(&job, &r);
             if let (Outcome::Ok, Some(a)) = (r.outcome, &r.answer) {
                 tally.add(r.question_index, a);
@@ -282,14 +293,18 @@ impl ParallelAgentExecutor {
             results.push(r);
             let outstanding = n_agents - results.len();
             if self.inner.config.consensus_early_stop
-                && !early_stopped
                 && outstanding > 0
                 && tally.is_settled(outstanding, threshold)
             {
-                // The rest see the token and come back Cancelled at their next poll.
                 early_stopped = true;
                 job.shared.cancel(&job.token, "consensus settled early");
+                break;
             }
+        }
+        // The voters still out report `Cancelled` as they are dropped.
+        drop(voters);
+        if let Output::Collect(cut) = &job.out {
+            results.append(&mut lock(cut));
         }
         results.sort_by_key(|r| r.question_index);
         // Only an early stop that actually cut a call short counts as one.
@@ -398,7 +413,7 @@ impl ParallelAgentExecutor {
             per_batch_limit,
             token: token.clone(),
             shared: Arc::clone(&shared),
-            tx: Some((tx, Arc::clone(&slots))),
+            out: Output::Channel(tx, Arc::clone(&slots)),
             sink: Mutex::new(Sink::default()),
         };
         runtime::spawn_tracked(&handle, drive(job));
@@ -654,10 +669,17 @@ struct Job {
     per_batch_limit: usize,
     token: CancellationToken,
     shared: Arc<BatchShared>,
-    /// Where results go, and the slots that bound how far ahead of the consumer the
-    /// batch runs; `None` for a consensus round, which polls its calls itself.
-    tx: Option<(mpsc::UnboundedSender<AgentResult>, Arc<Semaphore>)>,
+    out: Output,
     sink: Mutex<Sink>,
+}
+
+/// Where a batch's results go.
+enum Output {
+    /// To the consumer, with the slots that bound how far ahead of it the batch runs.
+    Channel(mpsc::UnboundedSender<AgentResult>, Arc<Semaphore>),
+    /// A consensus round takes its voters' results as it polls them; this holds those of
+    /// voters cut short.
+    Collect(Mutex<Vec<AgentResult>>),
 }
 
 impl Job {
@@ -695,6 +717,8 @@ async fn drive(job: Job) {
     let mut have_slot = false;
     while next < n {
         if job.token.is_cancelled() {
+            // Calls in flight are aborted and report `Cancelled` themselves (see `Call`).
+            set.abort_all();
             // Questions never started still get their result, each exactly once, still
             // no further ahead of the consumer than the slots allow.
             let why = job.cancel_reason();
@@ -710,12 +734,16 @@ async fn drive(job: Job) {
             }
             break;
         }
-        if set.len() >= job.per_batch_limit {
-            set.join_next().await;
-            continue;
-        }
         // `biased`: the work branch first, so a wait that is over at once never
         // registers a cancellation waiter (a lock on the batch token's waiter list).
+        if set.len() >= job.per_batch_limit {
+            tokio::select! {
+                biased;
+                _ = set.join_next() => {}
+                _ = job.token.cancelled() => {}
+            }
+            continue;
+        }
         if !have_slot {
             tokio::select! {
                 biased;
@@ -729,21 +757,36 @@ async fn drive(job: Job) {
             _ = job.token.cancelled() => continue,
         };
         have_slot = false;
-        let (j, i) = (Arc::clone(&job), next);
+        // Made outside the task, so a task aborted before it first ran still reports.
+        let mut call = Call::new(Arc::clone(&job), next);
         next += 1;
         set.spawn(async move {
-            let r = run_call(&j, i).await;
-            deliver(&j, r);
+            let r = run_call(&mut call).await;
+            let r = call.finish(r);
+            deliver(&call.job, r);
             drop(permit);
         });
         while set.try_join_next().is_some() {}
     }
-    while set.join_next().await.is_some() {}
+    // The batch's one cancellation waiter: calls themselves never wait on the token.
+    let mut aborted = false;
+    loop {
+        tokio::select! {
+            biased;
+            r = set.join_next() => if r.is_none() { break },
+            _ = job.token.cancelled(), if !aborted => {
+                set.abort_all();
+                aborted = true;
+            }
+        }
+    }
 }
 
 /// Waits for one slot of room ahead of the consumer (at once if the consumer has gone).
 async fn take_slot(job: &Job) {
-    let Some((_, slots)) = &job.tx else { return };
+    let Output::Channel(_, slots) = &job.out else {
+        return;
+    };
     let permit = match slots.try_acquire() {
         Ok(p) => Ok(p),
         Err(tokio::sync::TryAcquireError::Closed) => return,
@@ -758,9 +801,52 @@ async fn take_slot(job: &Job) {
 /// Records one result and hands it to the consumer; never waits (see [`drive`]).
 fn deliver(job: &Job, r: AgentResult) {
     lock(&job.sink).record(job, &r);
-    if let Some((tx, _)) = &job.tx {
+    match &job.out {
         // Fails only once the consumer has gone; the result is then dropped.
-        let _ = tx.send(r);
+        Output::Channel(tx, _) => drop(tx.send(r)),
+        Output::Collect(cut) => lock(cut).push(r),
+    }
+}
+
+/// One call from its start to its result. Cancellation drops a call's future (its task
+/// is aborted, or a consensus round drops its voters) instead of each call waiting on the
+/// batch's token, so a call dropped unfinished reports `Cancelled` from here: every
+/// question still gets exactly one result.
+struct Call {
+    job: Arc<Job>,
+    index: usize,
+    start: Instant,
+    attempts: u32,
+    finished: bool,
+}
+
+impl Call {
+    fn new(job: Arc<Job>, index: usize) -> Self {
+        Self {
+            job,
+            index,
+            start: Instant::now(),
+            attempts: 0,
+            finished: false,
+        }
+    }
+
+    /// Marks the call as having its result, which the caller then delivers.
+    fn finish(&mut self, r: AgentResult) -> AgentResult {
+        self.finished = true;
+        r
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if !self.finished {
+            let question = Arc::clone(&self.job.questions[self.index]);
+            let mut r = AgentResult::not_started(self.index, question, &self.job.cancel_reason());
+            r.duration = self.start.elapsed();
+            r.attempts = self.attempts;
+            deliver(&self.job, r);
+        }
     }
 }
 
@@ -830,44 +916,35 @@ enum Attempt {
 }
 
 /// One call: rate limit, attempt with timeout, retries with backoff; never panics.
-async fn run_call(job: &Job, index: usize) -> AgentResult {
+async fn run_call(call: &mut Call) -> AgentResult {
+    let job = Arc::clone(&call.job);
+    let (job, index) = (&*job, call.index);
     let cfg = &job.inner.config;
     let question = Arc::clone(&job.questions[index]);
-    let start = Instant::now();
-    let mut attempts = 0u32;
     let mut info = CallInfo {
         agent_id: index,
         hedged: false,
         hedge_won: false,
     };
     let outcome = loop {
-        // A cancelled batch starts no attempt (the selects below see a cancel only while
-        // the work waits, and a consensus voter may get its permit after the cancel).
+        // A cancelled batch starts no attempt. Calls are cancelled by dropping them (see
+        // `Call`), but a consensus voter may get its permit after an early stop.
         if job.token.is_cancelled() {
             break Attempt::Cancelled;
         }
         // Rare paths are boxed so the common call's future stays small (it is the bulk
         // of the memory per call in flight).
         if let Some(rate) = &job.inner.rate {
-            tokio::select! {
-                biased;
-                _ = Box::pin(rate.acquire()) => {}
-                _ = job.token.cancelled() => break Attempt::Cancelled,
-            }
+            Box::pin(rate.acquire()).await;
         }
-        attempts += 1;
-        // Work first (see `drive`): a cancellation is still seen while the work waits.
-        let attempt = tokio::select! {
-            biased;
-            a = attempt_once(job, index, &question, &mut info) => a,
-            _ = job.token.cancelled() => Attempt::Cancelled,
-        };
+        call.attempts += 1;
+        let attempt = attempt_once(job, index, &question, &mut info).await;
         let retry = match &attempt {
             Attempt::Error(e) => e.retryable,
             Attempt::TimedOut => cfg.retry.retry_timeouts,
             _ => false,
         };
-        if !retry || attempts > cfg.retry.max_retries {
+        if !retry || call.attempts > cfg.retry.max_retries {
             break attempt;
         }
         // A server's retry-after hint is a floor under the jittered backoff.
@@ -875,13 +952,9 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
             Attempt::Error(e) => e.retry_after,
             _ => None,
         };
-        let backoff = full_jitter(&cfg.retry, attempts, index)
+        let backoff = full_jitter(&cfg.retry, call.attempts, index)
             .max(hint.unwrap_or_default().min(crate::config::MAX_DURATION));
-        tokio::select! {
-            biased;
-            _ = Box::pin(tokio::time::sleep(backoff)) => {}
-            _ = job.token.cancelled() => break Attempt::Cancelled,
-        }
+        Box::pin(tokio::time::sleep(backoff)).await;
     };
     let mut usage: Option<TokenUsage> = None;
     let (answer, error, outcome) = match outcome {
@@ -906,8 +979,8 @@ async fn run_call(job: &Job, index: usize) -> AgentResult {
         answer,
         error,
         outcome,
-        duration: start.elapsed(),
-        attempts,
+        duration: call.start.elapsed(),
+        attempts: call.attempts,
         hedged: info.hedged,
         hedge_won: info.hedge_won,
         usage,

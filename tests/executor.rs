@@ -296,6 +296,41 @@ fn consensus_vote_mode_reaches_a_majority_and_stops_early() {
 }
 
 #[test]
+fn consensus_early_stop_reports_every_voter_even_those_never_polled() {
+    // Zero latency: the first voters answer on their first poll, so the round settles
+    // before the last voters were ever polled; they must still come back, Cancelled.
+    let opts = MockOptions {
+        latency: Duration::ZERO,
+        answers: MockAnswers::Vote(vec![("Paris".into(), 1.0)]),
+        ..Default::default()
+    };
+    let agent = Arc::new(MockAgent::new(opts).unwrap());
+    let cfg = ParallelConfig {
+        consensus_threshold: 0.6,
+        consensus_early_stop: true,
+        ..config(16)
+    };
+    let exec = ParallelAgentExecutor::new(cfg, agent).unwrap();
+    for _ in 0..50 {
+        let c = block_on("t", exec.execute_with_consensus("capital?".into(), 9))
+            .unwrap()
+            .unwrap();
+        let idx: Vec<usize> = c.results.iter().map(|r| r.question_index).collect();
+        assert_eq!(idx, (0..9).collect::<Vec<_>>());
+        let cancelled = c
+            .results
+            .iter()
+            .filter(|r| r.outcome == Outcome::Cancelled)
+            .count();
+        assert_eq!(c.votes + cancelled, 9, "{:?}", c.results);
+        assert!(c.early_stopped && cancelled >= 1, "nothing was cut short");
+        assert_eq!(c.metrics.total_count, 9);
+        assert_eq!(c.metrics.cancelled_count as usize, cancelled);
+        assert!(c.reached);
+    }
+}
+
+#[test]
 fn consensus_all_failed_has_no_answer() {
     let opts = MockOptions {
         latency: Duration::ZERO,

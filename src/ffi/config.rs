@@ -180,8 +180,9 @@ pub extern "C" fn pagent_config_set_rate_limit(
     })
 }
 
-/// Finished results a `pagent_submit` batch holds for a slow consumer before it stops
-/// starting calls; 1 to 10,000,000.
+/// How far a `pagent_submit` batch runs ahead of a slow consumer: it holds at most
+/// `buffer + max_concurrency` results not yet taken (running, or finished and waiting)
+/// and starts no call past that; 1 to 10,000,000.
 #[no_mangle]
 pub extern "C" fn pagent_config_set_stream_buffer(
     config: *mut pagent_config,
