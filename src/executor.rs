@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{Agent, AgentError, Answer, TokenUsage};
+use crate::agent::{Agent, AgentError, Answer, BoxFuture, TokenUsage};
 use crate::aggregate::{self, Tally};
 use crate::config::ParallelConfig;
 use crate::error::{Error, Result};
@@ -1053,7 +1053,7 @@ async fn hedged_attempt(
 async fn call_agent(job: &Job, index: usize, question: &str) -> (Attempt, usize) {
     match &job.inner.agents {
         Agents::Single(agent) => (
-            guarded(agent.answer_with_usage(question, index)).await,
+            guarded(start(|| agent.answer_with_usage(question, index))).await,
             index,
         ),
         Agents::Pool(members) => Box::pin(pool_call(job, members, index, question)).await,
@@ -1068,7 +1068,7 @@ async fn pool_call(job: &Job, members: &Members, index: usize, question: &str) -
     };
     let id = lease.index;
     (
-        guarded(lease.agent.answer_with_usage(question, id)).await,
+        guarded(start(|| lease.agent.answer_with_usage(question, id))).await,
         id,
     )
 }
@@ -1080,14 +1080,23 @@ struct CallInfo {
     hedge_won: bool,
 }
 
-async fn guarded(
-    fut: impl std::future::Future<Output = std::result::Result<Answer, AgentError>>,
-) -> Attempt {
+/// Runs an agent's future (made by [`start`]); a panic becomes a value.
+async fn guarded(fut: BoxFuture<'_, std::result::Result<Answer, AgentError>>) -> Attempt {
     match AssertUnwindSafe(fut).catch_unwind().await {
         Ok(Ok(a)) => Attempt::Answer(a),
         Ok(Err(e)) => Attempt::Error(e),
         Err(p) => Attempt::Panic(crate::panic_message(&*p)),
     }
+}
+
+/// Makes an agent's future. A panic while making it is raised again from the returned
+/// future, so [`guarded`] reports it like any other panic of the agent; synchronous, so
+/// the call's future holds only the agent's boxed future, not what made it.
+fn start<'a>(
+    make: impl FnOnce() -> BoxFuture<'a, std::result::Result<Answer, AgentError>>,
+) -> BoxFuture<'a, std::result::Result<Answer, AgentError>> {
+    std::panic::catch_unwind(AssertUnwindSafe(make))
+        .unwrap_or_else(|p| Box::pin(async move { std::panic::resume_unwind(p) }))
 }
 
 /// Exponential backoff with full jitter: uniform in `[0, min(cap, base * 2^(k-1))]`.

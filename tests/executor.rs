@@ -840,3 +840,38 @@ fn retry_after_is_a_floor_under_the_backoff_and_usage_is_summed() {
     assert_eq!(r[1].usage.unwrap().prompt_tokens, 10);
     assert_eq!((m.prompt_tokens, m.completion_tokens), (20, 6));
 }
+
+/// Panics while making its future (before any `.await`), for even agent ids.
+struct PanicsBeforeItsFuture;
+
+impl Agent for PanicsBeforeItsFuture {
+    fn answer<'a>(&'a self, q: &'a str, id: usize) -> BoxFuture<'a, Result<String, AgentError>> {
+        if id % 2 == 0 {
+            panic!("boom before the future for {q}");
+        }
+        Box::pin(async move { Ok(format!("fine {q}")) })
+    }
+}
+
+#[test]
+fn an_agent_that_panics_before_returning_its_future_gives_failed_results() {
+    let exec = ParallelAgentExecutor::new(config(4), Arc::new(PanicsBeforeItsFuture)).unwrap();
+    let qs: Vec<String> = (0..10).map(|i| format!("q{i}")).collect();
+    let rs = block_on("t", exec.execute_parallel(qs)).unwrap().unwrap();
+    each_index_once(&rs, 10);
+    for r in &rs {
+        if r.question_index % 2 == 0 {
+            assert_eq!(r.outcome, Outcome::Failed, "{r:?}");
+            let e = r.error.as_deref().unwrap();
+            assert!(e.contains("agent panicked") && e.contains("boom"), "{e}");
+        } else {
+            assert_eq!(r.outcome, Outcome::Ok, "{r:?}");
+        }
+    }
+    // Consensus asks the same way.
+    let c = block_on("t", exec.execute_with_consensus("q".into(), 3))
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.results.len(), 3);
+    assert_eq!(c.counted, 1);
+}

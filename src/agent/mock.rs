@@ -122,7 +122,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 enum Fault {
-    None,
+    /// Answers this.
+    None(String),
     Fail,
     Hang,
     Panic,
@@ -134,17 +135,19 @@ impl Agent for MockAgent {
         question: &'a str,
         agent_id: usize,
     ) -> BoxFuture<'a, Result<String, AgentError>> {
-        Box::pin(self.respond(question, agent_id))
+        let (latency, fault) = self.draw(question, agent_id);
+        Box::pin(respond(latency, fault, agent_id))
     }
 
-    // Written out so the executor's call costs one allocation, not a box in a box.
+    // Written out so the executor's call costs one small allocation, not a box in a box.
     fn answer_with_usage<'a>(
         &'a self,
         question: &'a str,
         agent_id: usize,
     ) -> BoxFuture<'a, Result<Answer, AgentError>> {
+        let (latency, fault) = self.draw(question, agent_id);
         Box::pin(async move {
-            self.respond(question, agent_id)
+            respond(latency, fault, agent_id)
                 .await
                 .map(|text| Answer { text, usage: None })
         })
@@ -156,53 +159,58 @@ impl Agent for MockAgent {
 }
 
 impl MockAgent {
-    async fn respond(&self, question: &str, agent_id: usize) -> Result<String, AgentError> {
-        {
-            let qh = fnv1a(question.as_bytes());
-            let key = (qh, agent_id);
-            let retry = if self.faults_possible() {
-                self.retries.get(&key).map(|v| *v).unwrap_or(0)
-            } else {
-                0
-            };
-            let mut rng = SmallRng::seed_from_u64(
-                self.opts.seed
-                    ^ qh.rotate_left(17)
-                    ^ (agent_id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                    ^ retry.wrapping_mul(0xc2b2_ae3d_27d4_eb4f),
-            );
-            let latency = draw_latency(&mut rng, self.opts.latency, self.opts.jitter);
-            let answer = match &self.opts.answers {
-                MockAnswers::Template => format!("Agent {agent_id} answer for '{question}'"),
-                MockAnswers::Vote(c) => pick_weighted(&mut rng, c).to_owned(),
-            };
-            let roll: f64 = rng.random();
-            let fault = if roll < self.opts.failure_rate {
-                Fault::Fail
-            } else if roll < self.opts.failure_rate + self.opts.hang_rate {
-                Fault::Hang
-            } else if roll < self.opts.failure_rate + self.opts.hang_rate + self.opts.panic_rate {
-                Fault::Panic
-            } else {
-                Fault::None
-            };
-            if matches!(fault, Fault::Fail | Fault::Hang) {
-                *self.retries.entry(key).or_insert(0) += 1;
-            } else if retry > 0 {
-                self.retries.remove(&key);
-            }
-            if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
-            }
-            match fault {
-                Fault::None => Ok(answer),
-                Fault::Fail => Err(AgentError::retryable(format!(
-                    "mock failure (injected) for agent {agent_id}"
-                ))),
-                Fault::Hang => std::future::pending().await,
-                Fault::Panic => panic!("mock panic (injected) for agent {agent_id}"),
-            }
+    /// Everything about one call, drawn up front: the future then holds only its sleep
+    /// and its outcome (it is part of the memory of every call in flight).
+    fn draw(&self, question: &str, agent_id: usize) -> (Duration, Fault) {
+        let qh = fnv1a(question.as_bytes());
+        let key = (qh, agent_id);
+        let retry = if self.faults_possible() {
+            self.retries.get(&key).map(|v| *v).unwrap_or(0)
+        } else {
+            0
+        };
+        let mut rng = SmallRng::seed_from_u64(
+            self.opts.seed
+                ^ qh.rotate_left(17)
+                ^ (agent_id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                ^ retry.wrapping_mul(0xc2b2_ae3d_27d4_eb4f),
+        );
+        let latency = draw_latency(&mut rng, self.opts.latency, self.opts.jitter);
+        let answer = match &self.opts.answers {
+            MockAnswers::Template => format!("Agent {agent_id} answer for '{question}'"),
+            MockAnswers::Vote(c) => pick_weighted(&mut rng, c).to_owned(),
+        };
+        let roll: f64 = rng.random();
+        let fault = if roll < self.opts.failure_rate {
+            Fault::Fail
+        } else if roll < self.opts.failure_rate + self.opts.hang_rate {
+            Fault::Hang
+        } else if roll < self.opts.failure_rate + self.opts.hang_rate + self.opts.panic_rate {
+            Fault::Panic
+        } else {
+            Fault::None(answer)
+        };
+        if matches!(fault, Fault::Fail | Fault::Hang) {
+            *self.retries.entry(key).or_insert(0) += 1;
+        } else if retry > 0 {
+            self.retries.remove(&key);
         }
+        (latency, fault)
+    }
+}
+
+/// Waits out the call's latency, then gives its outcome.
+async fn respond(latency: Duration, fault: Fault, agent_id: usize) -> Result<String, AgentError> {
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        Fault::None(answer) => Ok(answer),
+        Fault::Fail => Err(AgentError::retryable(format!(
+            "mock failure (injected) for agent {agent_id}"
+        ))),
+        Fault::Hang => std::future::pending().await,
+        Fault::Panic => panic!("mock panic (injected) for agent {agent_id}"),
     }
 }
 
