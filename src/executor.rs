@@ -815,7 +815,8 @@ fn deliver(job: &Job, r: AgentResult) {
 struct Call {
     job: Arc<Job>,
     index: usize,
-    start: Instant,
+    /// When its first attempt began to be prepared (`None` while it waits for a permit).
+    start: Option<Instant>,
     attempts: u32,
     finished: bool,
 }
@@ -825,7 +826,7 @@ impl Call {
         Self {
             job,
             index,
-            start: Instant::now(),
+            start: None,
             attempts: 0,
             finished: false,
         }
@@ -843,7 +844,7 @@ impl Drop for Call {
         if !self.finished {
             let question = Arc::clone(&self.job.questions[self.index]);
             let mut r = AgentResult::not_started(self.index, question, &self.job.cancel_reason());
-            r.duration = self.start.elapsed();
+            r.duration = self.start.map_or(Duration::ZERO, |t| t.elapsed());
             r.attempts = self.attempts;
             deliver(&self.job, r);
         }
@@ -917,8 +918,8 @@ enum Attempt {
 
 /// One call: rate limit, attempt with timeout, retries with backoff; never panics.
 async fn run_call(call: &mut Call) -> AgentResult {
-    let job = Arc::clone(&call.job);
-    let (job, index) = (&*job, call.index);
+    call.start = Some(Instant::now());
+    let (job, index) = (&*call.job, call.index);
     let cfg = &job.inner.config;
     let question = Arc::clone(&job.questions[index]);
     let mut info = CallInfo {
@@ -979,7 +980,7 @@ async fn run_call(call: &mut Call) -> AgentResult {
         answer,
         error,
         outcome,
-        duration: call.start.elapsed(),
+        duration: call.start.map_or(Duration::ZERO, |t| t.elapsed()),
         attempts: call.attempts,
         hedged: info.hedged,
         hedge_won: info.hedge_won,
