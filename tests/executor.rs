@@ -261,11 +261,11 @@ fn consensus_over_different_answers_is_twenty_percent_not_reached() {
     assert_eq!(m.successful_count, 5);
 }
 
-#[test]
-fn consensus_vote_mode_reaches_a_majority_and_stops_early() {
+/// Voters that all say "Paris" after `latency` ± `jitter`; threshold 0.6, early stop on.
+fn unanimous_voters(latency: Duration, jitter: Duration, c: usize) -> ParallelAgentExecutor {
     let opts = MockOptions {
-        latency: Duration::from_millis(20),
-        jitter: Duration::from_millis(15),
+        latency,
+        jitter,
         answers: MockAnswers::Vote(vec![("Paris".into(), 1.0)]),
         ..Default::default()
     };
@@ -273,9 +273,14 @@ fn consensus_vote_mode_reaches_a_majority_and_stops_early() {
     let cfg = ParallelConfig {
         consensus_threshold: 0.6,
         consensus_early_stop: true,
-        ..config(9)
+        ..config(c)
     };
-    let exec = ParallelAgentExecutor::new(cfg, agent).unwrap();
+    ParallelAgentExecutor::new(cfg, agent).unwrap()
+}
+
+#[test]
+fn consensus_vote_mode_reaches_a_majority_and_stops_early() {
+    let exec = unanimous_voters(Duration::from_millis(20), Duration::from_millis(15), 9);
     let c = block_on("t", exec.execute_with_consensus("capital?".into(), 9))
         .unwrap()
         .unwrap();
@@ -299,18 +304,7 @@ fn consensus_vote_mode_reaches_a_majority_and_stops_early() {
 fn consensus_early_stop_reports_every_voter_even_those_never_polled() {
     // Zero latency: the first voters answer on their first poll, so the round settles
     // before the last voters were ever polled; they must still come back, Cancelled.
-    let opts = MockOptions {
-        latency: Duration::ZERO,
-        answers: MockAnswers::Vote(vec![("Paris".into(), 1.0)]),
-        ..Default::default()
-    };
-    let agent = Arc::new(MockAgent::new(opts).unwrap());
-    let cfg = ParallelConfig {
-        consensus_threshold: 0.6,
-        consensus_early_stop: true,
-        ..config(16)
-    };
-    let exec = ParallelAgentExecutor::new(cfg, agent).unwrap();
+    let exec = unanimous_voters(Duration::ZERO, Duration::ZERO, 16);
     for _ in 0..50 {
         let c = block_on("t", exec.execute_with_consensus("capital?".into(), 9))
             .unwrap()

@@ -48,22 +48,22 @@ echo "==> C host, pagent_agent_openai (N=$N C=$C)"
 "$OUT/c_openai_bench" "$URL" "$N" "$C" "$LATENCY_MS" "$REPS" | tee "$OUT/c.txt"
 
 have_py() { [ -x "$PY" ] && "$PY" -c "import $1" 2>/dev/null; }
-if ! have_py openai && [ -x "$PY" ]; then
-  echo "==> pip install openai"
-  "$PY" -m pip install -q --disable-pip-version-check openai || true
-fi
-if have_py openai; then
+# Installs a Python client from PyPI if it is missing; true if it then imports.
+ensure_py() {
+  if ! have_py "$1" && [ -x "$PY" ]; then
+    echo "==> pip install $1"
+    "$PY" -m pip install -q --disable-pip-version-check "$1" || true
+  fi
+  have_py "$1"
+}
+if ensure_py openai; then
   echo "==> Python, openai.AsyncOpenAI behind asyncio.Semaphore($C) ($("$PY" -c 'import openai; print(openai.__version__)'))"
   "$PY" "$ROOT/bench/openai/py_openai_bench.py" openai "$URL" --n "$N" --c "$C" \
     --latency-ms "$LATENCY_MS" --reps "$PY_REPS" | tee "$OUT/py_openai.txt"
 else
   echo "==> SKIP Python openai: not importable with $PY"
 fi
-if ! have_py litellm && [ -x "$PY" ]; then
-  echo "==> pip install litellm"
-  "$PY" -m pip install -q --disable-pip-version-check litellm || true
-fi
-if have_py litellm; then
+if ensure_py litellm; then
   echo "==> Python, litellm.batch_completion (max_workers=$C) ($("$PY" -m pip show litellm 2>/dev/null | sed -n 's/^Version: //p'))"
   "$PY" "$ROOT/bench/openai/py_openai_bench.py" litellm "$URL" --n "$N" --c "$C" \
     --latency-ms "$LATENCY_MS" --reps "$PY_REPS" | tee "$OUT/py_litellm.txt" \
