@@ -18,16 +18,24 @@ pub const MAX_WORKER_THREADS: usize = 1024;
 
 enum State {
     Idle,
-    Running { rt: Runtime, pid: u32 },
+    /// The pid that started it is in [`LIVE`].
+    Running {
+        rt: Runtime,
+    },
     ShutDown,
 }
 
 static STATE: Mutex<State> = Mutex::new(State::Idle);
 static WORKERS: AtomicUsize = AtomicUsize::new(0);
 /// `STATE` for lock-free checks: 0 idle, [`SHUT_DOWN`] after shutdown, else the pid that
-/// started the runtime.
+/// started the runtime. Written only under the `STATE` lock.
 static LIVE: AtomicU64 = AtomicU64::new(0);
 const SHUT_DOWN: u64 = u64::MAX;
+
+/// Whether this process started the running runtime (false in a forked child).
+fn started_here(live: u64) -> bool {
+    live == u64::from(std::process::id())
+}
 /// Parent of every batch's cancellation token: cancelling it cancels all work.
 static ROOT: Lazy<CancellationToken> = Lazy::new(CancellationToken::new);
 /// Every batch driver, so shutdown can wait for them to drain.
@@ -90,8 +98,8 @@ fn worker_count() -> Result<usize> {
 pub fn handle() -> Result<Handle> {
     let mut st = lock();
     match &*st {
-        State::Running { rt, pid } => {
-            if *pid != std::process::id() {
+        State::Running { rt } => {
+            if !started_here(LIVE.load(Ordering::Acquire)) {
                 return Err(Error::Forked);
             }
             Ok(rt.handle().clone())
@@ -107,10 +115,7 @@ pub fn handle() -> Result<Handle> {
                 .map_err(|e| Error::Runtime(e.to_string()))?;
             let h = rt.handle().clone();
             LIVE.store(u64::from(std::process::id()), Ordering::Release);
-            *st = State::Running {
-                rt,
-                pid: std::process::id(),
-            };
+            *st = State::Running { rt };
             Ok(h)
         }
     }
@@ -137,7 +142,7 @@ pub(crate) fn ensure_may_block_here(what: &'static str) -> Result<()> {
     ensure_may_block(what)?;
     match LIVE.load(Ordering::Acquire) {
         SHUT_DOWN => Err(Error::Shutdown),
-        pid if pid != 0 && pid != u64::from(std::process::id()) => Err(Error::Forked),
+        live if live != 0 && !started_here(live) => Err(Error::Forked),
         _ => Ok(()),
     }
 }
@@ -179,9 +184,9 @@ pub fn shutdown(deadline: Duration) -> Result<()> {
     ensure_may_block("shutdown")?;
     let rt = {
         let mut st = lock();
-        LIVE.store(SHUT_DOWN, Ordering::Release);
+        let live = LIVE.swap(SHUT_DOWN, Ordering::AcqRel);
         match std::mem::replace(&mut *st, State::ShutDown) {
-            State::Running { rt, pid } if pid == std::process::id() => rt,
+            State::Running { rt } if started_here(live) => rt,
             // A forked child must not touch the parent's threads: forget them.
             State::Running { rt, .. } => {
                 std::mem::forget(rt);
