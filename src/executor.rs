@@ -111,6 +111,14 @@ impl ParallelAgentExecutor {
         limiter: Option<Arc<RateLimiter>>,
     ) -> Result<Self> {
         config.validate()?;
+        match &agents {
+            Agents::Single(a) => a.fit_concurrency(config.max_concurrency),
+            // A member serves one call at a time, but one agent may fill several members.
+            Agents::Pool(m) => {
+                let most = m.len().min(config.max_concurrency);
+                m.agents().for_each(|a| a.fit_concurrency(most));
+            }
+        }
         let rate = limiter.or_else(|| {
             config
                 .rate_limit

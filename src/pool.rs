@@ -66,6 +66,11 @@ impl Members {
         self.members.len()
     }
 
+    /// Every member's agent, in member order.
+    pub(crate) fn agents(&self) -> impl Iterator<Item = &Arc<dyn Agent>> {
+        self.members.iter().map(|m| &m.agent)
+    }
+
     fn lease(&self, index: usize, permit: OwnedSemaphorePermit) -> Lease<'_> {
         Lease {
             index,

@@ -118,4 +118,12 @@ pub trait Agent: Send + Sync + 'static {
     fn kind(&self) -> &'static str {
         "agent"
     }
+
+    /// Told the `max_concurrency` of each executor that starts using this agent. Agents
+    /// that run calls on threads of their own (blocking callbacks, sync Python callables)
+    /// size those threads to the largest concurrency any executor asked for, so the
+    /// threads stay bounded by it and never cap it. The default does nothing.
+    fn fit_concurrency(&self, max_concurrency: usize) {
+        let _ = max_concurrency;
+    }
 }
