@@ -40,6 +40,11 @@
 //! the site-packages of the virtualenv named by `VIRTUAL_ENV` go ahead of the
 //! interpreter's own (with their `.pth` files processed). Set both before first use.
 //!
+//! Starting the interpreter and loading agents leave the host's signal dispositions as
+//! they were: Python's `signal` module (which `asyncio` imports) would otherwise take
+//! SIGINT, and Ctrl-C would no longer stop a C host. SIGINT, SIGPIPE and SIGXFSZ are
+//! recorded first and put back if Python changed them.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use parallel_agents::agent::python::{PythonAgent, PythonOptions};
@@ -179,6 +184,8 @@ impl PythonAgent {
     pub fn from_target(target: &str, options: PythonOptions) -> Result<Self> {
         options.validate()?;
         let interp = interpreter()?;
+        // The module's top-level code (or a factory) may touch signal handlers too.
+        let signals = host_signals::Keep::now();
         let loaded = Python::attach(|py| {
             let load = || -> PyResult<(Py<PyAny>, bool, bool)> {
                 let (callable, keyword, is_async): (Bound<'_, PyAny>, bool, bool) = interp
@@ -199,6 +206,7 @@ impl PythonAgent {
                 Error::Python(m)
             })
         })?;
+        drop(signals);
         let (callable, keyword, is_async) = loaded;
         if is_async {
             // Start the loop now so a broken asyncio shows up here, not on every call. The
@@ -486,14 +494,20 @@ fn interpreter() -> Result<&'static Interpreter> {
 }
 
 fn start_interpreter() -> std::result::Result<Interpreter, String> {
+    let _signals = host_signals::Keep::now();
     // SAFETY: a plain query; valid whether or not an interpreter exists.
     if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
         promote_libpython();
     }
+    // pyo3 initialises without Python's signal handlers (`Py_InitializeEx(0)`).
     Python::initialize();
     let code = CString::new(SUPPORT_SOURCE).map_err(|e| e.to_string())?;
     Python::attach(|py| {
         let setup = || -> PyResult<Interpreter> {
+            // The `signal` module takes SIGINT on its first import (asyncio imports it):
+            // import it here, where `_signals` puts the host's disposition back, so no
+            // later import can.
+            py.import("signal")?;
             let support = PyModule::from_code(
                 py,
                 &code,
@@ -541,6 +555,72 @@ fn promote_libpython() {
 
 #[cfg(not(all(unix, not(target_os = "macos"))))]
 fn promote_libpython() {}
+
+/// Keeps the host's signal dispositions across interpreter start-up and agent loading.
+///
+/// CPython's `signal` module, on its first import (`asyncio` imports it), installs its own
+/// SIGINT handler when SIGINT is at its default; that handler only flags a
+/// `KeyboardInterrupt` for Python's main thread, so a C host whose threads never run
+/// Python would ignore Ctrl-C. An interpreter started with signal handlers (not ours:
+/// pyo3 starts it without) also ignores SIGPIPE and SIGXFSZ. [`Keep`](host_signals::Keep)
+/// records those dispositions and, when dropped, puts back any that changed. Python's own
+/// record (`signal.getsignal`) may then name a handler that is not installed; Python code
+/// that wants SIGINT must install its handler after loading (from Python's main thread).
+#[cfg(unix)]
+mod host_signals {
+    /// The signals CPython may take over.
+    const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGPIPE, libc::SIGXFSZ];
+
+    fn query(sig: libc::c_int) -> Option<libc::sigaction> {
+        // SAFETY: a query (no new action) into a zeroed struct.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            (libc::sigaction(sig, std::ptr::null(), &mut old) == 0).then_some(old)
+        }
+    }
+
+    /// The dispositions when it was made, restored on drop.
+    pub(super) struct Keep(Vec<(libc::c_int, libc::sigaction)>);
+
+    impl Keep {
+        pub(super) fn now() -> Self {
+            Self(
+                SIGNALS
+                    .iter()
+                    .filter_map(|&sig| query(sig).map(|sa| (sig, sa)))
+                    .collect(),
+            )
+        }
+    }
+
+    impl Drop for Keep {
+        fn drop(&mut self) {
+            for (sig, saved) in &self.0 {
+                // Only what changed: a disposition the host sets meanwhile on another
+                // thread is left alone unless Python changed the same one.
+                let changed = query(*sig).is_some_and(|now| {
+                    now.sa_sigaction != saved.sa_sigaction || now.sa_flags != saved.sa_flags
+                });
+                if changed {
+                    // SAFETY: re-installs an action sigaction itself reported.
+                    unsafe { libc::sigaction(*sig, saved, std::ptr::null_mut()) };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod host_signals {
+    /// Nothing to keep without POSIX signal dispositions.
+    pub(super) struct Keep;
+
+    impl Keep {
+        pub(super) fn now() -> Self {
+            Self
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // The asyncio event loop thread.
@@ -671,6 +751,8 @@ fn event_loop() -> Result<&'static EventLoop> {
 
 fn start_event_loop() -> std::result::Result<&'static EventLoop, String> {
     interpreter().map_err(|e| e.to_string())?;
+    // Until the loop runs (its thread imports asyncio and makes the loop).
+    let _signals = host_signals::Keep::now();
     let el: &'static EventLoop = Box::leak(Box::new(EventLoop {
         queue: Mutex::new(Vec::new()),
         wake_pending: AtomicBool::new(false),
