@@ -17,11 +17,16 @@
 //!
 //! The GIL is held only while Python runs; no Rust task ever waits while holding it.
 //!
-//! - **Sync callables** run on the runtime's blocking threads, at most
-//!   [`PythonOptions::max_threads`] of them per agent at once. A call that times out is
-//!   reported at once by the executor; its Python code runs on until it returns (a thread
-//!   cannot be interrupted safely) and keeps its thread slot until then, so a hung
-//!   function can never grow the thread count.
+//! - **Sync callables** run on the runtime's blocking threads, per agent at most as many
+//!   at once as the largest `max_concurrency` of the executors using it (each executor
+//!   says so at creation, through [`Agent::fit_concurrency`]; 1 before any, and never more
+//!   than 512, the blocking pool's size), or exactly [`PythonOptions::max_threads`] if
+//!   set. Calls blocked in Python with the GIL released (I/O, `time.sleep`) thus all run
+//!   at once, and the threads stay bounded by the executors' concurrency (a fixed 64 held
+//!   100 calls in flight to 0.6 of ideal). A call that times out is reported at once by
+//!   the executor; its Python code runs on until it returns (a thread cannot be
+//!   interrupted safely) and keeps its thread slot until then, so a hung function can
+//!   never grow the thread count.
 //! - **`async def` callables** (and DSPy's `acall`, used for DSPy modules unless
 //!   [`PythonOptions::prefer_async`] is off) run as tasks on **one** asyncio event loop,
 //!   on a thread started once, lazily. Thousands of calls can be in flight on it without a
@@ -84,6 +89,12 @@ use crate::error::{Error, Result};
 /// threads, shared with callback agents) is the ceiling in practice.
 pub const MAX_PYTHON_THREADS: usize = 100_000;
 
+/// Most threads a sync agent without [`PythonOptions::max_threads`] takes from its
+/// executors' `max_concurrency`: Tokio's blocking pool, which runs them (512 threads by
+/// default, shared with callback agents), could not run more at once. Not `pub`, which
+/// would put it in the C header, where `max_threads` cannot be set.
+const MAX_FITTED_THREADS: usize = 512;
+
 /// The Python half of this module: target loading and `sys.path` set-up.
 const SUPPORT_SOURCE: &str = include_str!("python_support.py");
 
@@ -103,8 +114,11 @@ pub struct PythonOptions {
     /// Default `"question"`.
     pub input_field: String,
     /// At most this many calls of a *sync* callable run at once, each on its own blocking
-    /// thread; more wait (without a thread) for a slot. Default 64.
-    pub max_threads: usize,
+    /// thread; more wait (without a thread) for a slot. Default `None`: as many as the
+    /// largest `max_concurrency` of the executors using the agent, up to 512. `Some(n)`
+    /// fixes the limit at `n` (1 to [`MAX_PYTHON_THREADS`]), e.g. to hold Python code that
+    /// copes badly with many threads to fewer than the executors run.
+    pub max_threads: Option<usize>,
     /// Call a DSPy module (or any factory product) through its `async def acall`, on the
     /// shared event loop, instead of through `__call__` on a thread, when it has both
     /// `acall` and `aforward` (DSPy's `Predict`, `ChainOfThought`, ...; a user `Module`
@@ -118,7 +132,7 @@ impl Default for PythonOptions {
             answer_field: "answer".into(),
             factory: false,
             input_field: "question".into(),
-            max_threads: 64,
+            max_threads: None,
             prefer_async: true,
         }
     }
@@ -127,11 +141,12 @@ impl Default for PythonOptions {
 impl PythonOptions {
     /// Checks the options; the message names the bad field.
     pub fn validate(&self) -> Result<()> {
-        if !(1..=MAX_PYTHON_THREADS).contains(&self.max_threads) {
-            return Err(Error::InvalidArgument(format!(
-                "max_threads {} is not in [1, {MAX_PYTHON_THREADS}]",
-                self.max_threads
-            )));
+        if let Some(n) = self.max_threads {
+            if !(1..=MAX_PYTHON_THREADS).contains(&n) {
+                return Err(Error::InvalidArgument(format!(
+                    "max_threads {n} is not in [1, {MAX_PYTHON_THREADS}]"
+                )));
+            }
         }
         for (name, value) in [
             ("answer_field", &self.answer_field),
@@ -158,7 +173,10 @@ pub struct PythonAgent {
     is_async: bool,
     answer_field: Arc<str>,
     threads: Arc<Semaphore>,
-    max_threads: usize,
+    /// Permits `threads` has been given in all: the thread limit.
+    granted: Mutex<usize>,
+    /// The limit follows [`Agent::fit_concurrency`] (no explicit `max_threads`).
+    fitted: bool,
 }
 
 impl fmt::Debug for PythonAgent {
@@ -168,7 +186,8 @@ impl fmt::Debug for PythonAgent {
             .field("is_async", &self.is_async)
             .field("keyword", &self.keyword)
             .field("answer_field", &self.answer_field)
-            .field("max_threads", &self.max_threads)
+            .field("thread_limit", &self.thread_limit())
+            .field("fitted", &self.fitted)
             .finish_non_exhaustive()
     }
 }
@@ -214,14 +233,17 @@ impl PythonAgent {
             // (a pyo3 extension calling this API, say).
             Python::attach(|py| py.detach(event_loop))?;
         }
+        // Fitted: 1 until an executor says how many calls it runs at once.
+        let limit = options.max_threads.unwrap_or(1);
         Ok(Self {
             target: target.to_owned(),
             callable: Arc::new(callable),
             keyword: keyword.then(|| Arc::from(options.input_field.as_str())),
             is_async,
             answer_field: Arc::from(options.answer_field.as_str()),
-            threads: Arc::new(Semaphore::new(options.max_threads)),
-            max_threads: options.max_threads,
+            threads: Arc::new(Semaphore::new(limit)),
+            granted: Mutex::new(limit),
+            fitted: options.max_threads.is_none(),
         })
     }
 
@@ -239,7 +261,15 @@ impl PythonAgent {
     /// Sync calls holding a thread slot right now, including timed-out calls whose Python
     /// code has not returned yet. Always 0 for an async agent.
     pub fn threads_in_use(&self) -> usize {
-        self.max_threads - self.threads.available_permits()
+        let granted = lock(&self.granted);
+        *granted - self.threads.available_permits()
+    }
+
+    /// How many sync calls may hold a thread at once: [`PythonOptions::max_threads`] if
+    /// set, else the largest `max_concurrency` of the executors using the agent so far (1
+    /// before any, 512 at most).
+    pub fn thread_limit(&self) -> usize {
+        *lock(&self.granted)
     }
 
     /// One call of a sync callable on a blocking thread.
@@ -315,6 +345,21 @@ impl Agent for PythonAgent {
 
     fn kind(&self) -> &'static str {
         "python"
+    }
+
+    /// Grows the thread limit to `max_concurrency` (up to 512) unless
+    /// [`PythonOptions::max_threads`] fixed it. It never shrinks: another executor may
+    /// still run that many calls.
+    fn fit_concurrency(&self, max_concurrency: usize) {
+        if !self.fitted {
+            return;
+        }
+        let want = max_concurrency.min(MAX_FITTED_THREADS);
+        let mut granted = lock(&self.granted);
+        if want > *granted {
+            self.threads.add_permits(want - *granted);
+            *granted = want;
+        }
     }
 }
 

@@ -400,9 +400,14 @@ pub extern "C" fn pagent_pending_fail(
 /// Makes an agent from a Python callable, `"package.module:callable"` or
 /// `"path/to/file.py:callable"`, run in-process. The callable gets `(question, agent_id)`
 /// and returns a `str` or an object with an `answer` attribute (a DSPy `Prediction`); a
-/// DSPy `Module` class or instance is instantiated once and called per question. Fails
-/// with `PAGENT_ERR_PYTHON` if the target cannot be imported, or if the library was built
-/// without Python support. Out: the new agent, or NULL (`pagent_agent_free`).
+/// DSPy `Module` class or instance is instantiated once and called per question. A sync
+/// callable runs on up to as many threads at once as the largest `max_concurrency`
+/// (`pagent_config_set_max_concurrency`) of the executors using the agent, at most 512;
+/// an `async def` callable (or a DSPy program's `acall`) runs as tasks on one asyncio
+/// event loop thread. Starting Python and loading the target leave the process's SIGINT,
+/// SIGPIPE and SIGXFSZ dispositions as they were. Fails with `PAGENT_ERR_PYTHON` if the
+/// target cannot be imported, or if the library was built without Python support. Out:
+/// the new agent, or NULL (`pagent_agent_free`).
 #[no_mangle]
 pub extern "C" fn pagent_agent_python(
     target: *const c_char,

@@ -160,3 +160,30 @@ def asyncio_baseline(question, agent_id):
     measured = asyncio.run(main())
     ideal = -(-n // in_flight) * latency
     return "%.3f" % (ideal / measured)
+
+
+# How many io_sync_counted calls run at once (under _lock).
+_running = 0
+_peak_running = 0
+
+
+def io_sync_counted(question, agent_id):
+    """io_sync, recording the most calls seen running at once (see take_peak_running)."""
+    global _running, _peak_running
+    with _lock:
+        _running += 1
+        _peak_running = max(_peak_running, _running)
+    try:
+        time.sleep(0.1)
+    finally:
+        with _lock:
+            _running -= 1
+    return question
+
+
+def take_peak_running(question, agent_id):
+    """The most io_sync_counted calls seen running at once since the last take; resets it."""
+    global _peak_running
+    with _lock:
+        peak, _peak_running = _peak_running, 0
+    return str(peak)
