@@ -204,7 +204,7 @@ impl PythonAgent {
         options.validate()?;
         let interp = interpreter()?;
         // The module's top-level code (or a factory) may touch signal handlers too.
-        let signals = host_signals::Keep::now();
+        let _signals = host_signals::Keep::now();
         let loaded = Python::attach(|py| {
             let load = || -> PyResult<(Py<PyAny>, bool, bool)> {
                 let (callable, keyword, is_async): (Bound<'_, PyAny>, bool, bool) = interp
@@ -225,7 +225,6 @@ impl PythonAgent {
                 Error::Python(m)
             })
         })?;
-        drop(signals);
         let (callable, keyword, is_async) = loaded;
         if is_async {
             // Start the loop now so a broken asyncio shows up here, not on every call. The
