@@ -37,7 +37,8 @@ pub struct Vote {
     pub answer: Option<String>,
     /// Votes for the winner.
     pub votes: usize,
-    /// Answers counted (successful results only).
+    /// Answers counted: successful results whose normalised answer is not empty. An empty
+    /// or whitespace/punctuation-only answer says nothing, so it is no vote.
     pub counted: usize,
     /// `votes / counted`, 0 when nothing was counted.
     pub confidence: f64,
@@ -47,27 +48,82 @@ pub struct Vote {
     pub tally: Vec<(String, usize)>,
 }
 
+/// One distinct normalised answer in a [`Tally`].
+#[derive(Debug)]
+struct Entry {
+    votes: usize,
+    /// Lowest voter index that gave this answer (the tie-break).
+    first: usize,
+    /// The answer as that voter wrote it.
+    text: String,
+}
+
+impl Entry {
+    /// Whether this entry ranks above `other`: more votes, or as many from a lower voter.
+    fn beats(&self, other: &Entry) -> bool {
+        (self.votes, std::cmp::Reverse(self.first)) > (other.votes, std::cmp::Reverse(other.first))
+    }
+}
+
 /// Running tally of normalised answers; ties go to the answer whose first vote came from
 /// the lowest voter index, so the winner never depends on completion order.
+///
+/// A vote costs O(1) amortised (plus normalising its text): the leader and the best
+/// runner-up count are kept up to date as votes arrive, because a round asks for the
+/// verdict after every result.
 #[derive(Default, Debug)]
 pub struct Tally {
-    /// normalised answer -> (votes, lowest voter index, original text of that voter)
-    entries: HashMap<String, (usize, usize, String)>,
+    /// normalised answer -> its entry
+    entries: HashMap<String, Entry>,
     counted: usize,
+    /// Key of the leading entry.
+    leader: Option<String>,
+    /// Most votes of any entry other than the leader.
+    second: usize,
 }
 
 impl Tally {
-    /// Counts one answer from voter `index`.
+    /// Counts one answer from voter `index`. An answer that normalises to nothing (empty,
+    /// whitespace or punctuation only) is not a vote and is not counted.
     pub fn add(&mut self, index: usize, answer: &str) {
+        let key = normalize_answer(answer);
+        if key.is_empty() {
+            return;
+        }
         self.counted += 1;
-        let e = self
-            .entries
-            .entry(normalize_answer(answer))
-            .or_insert_with(|| (0, index, answer.to_owned()));
-        e.0 += 1;
-        if index < e.1 {
-            e.1 = index;
-            e.2 = answer.to_owned();
+        let votes = match self.entries.get_mut(&key) {
+            Some(e) => {
+                e.votes += 1;
+                if index < e.first {
+                    e.first = index;
+                    e.text = answer.to_owned();
+                }
+                e.votes
+            }
+            None => {
+                let e = Entry {
+                    votes: 1,
+                    first: index,
+                    text: answer.to_owned(),
+                };
+                self.entries.insert(key.clone(), e);
+                1
+            }
+        };
+        // Votes only grow, so only the entry just voted for can overtake the leader; if it
+        // does, the old leader (which had the most votes of the rest) becomes runner-up.
+        match &self.leader {
+            Some(l) if *l == key => {}
+            Some(l) => {
+                let (e, lead) = (&self.entries[&key], &self.entries[l]);
+                if e.beats(lead) {
+                    self.second = lead.votes;
+                    self.leader = Some(key);
+                } else {
+                    self.second = self.second.max(votes);
+                }
+            }
+            None => self.leader = Some(key),
         }
     }
 
@@ -76,17 +132,20 @@ impl Tally {
         self.counted
     }
 
-    fn ranked(&self) -> Vec<(&String, &(usize, usize, String))> {
-        let mut v: Vec<_> = self.entries.iter().collect();
-        v.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.1 .1.cmp(&b.1 .1)));
-        v
+    fn lead(&self) -> Option<&Entry> {
+        self.leader.as_ref().map(|k| &self.entries[k])
     }
 
-    /// The verdict so far.
+    /// The verdict so far, with the full tally (sorted: O(k log k) in distinct answers,
+    /// so ask for it once, at the end; [`is_settled`](Self::is_settled) is the cheap check).
     pub fn vote(&self, threshold: f64) -> Vote {
-        let ranked = self.ranked();
-        let tally = ranked.iter().map(|(k, v)| ((*k).clone(), v.0)).collect();
-        match ranked.first() {
+        let mut ranked: Vec<_> = self.entries.iter().collect();
+        ranked.sort_by(|a, b| b.1.votes.cmp(&a.1.votes).then(a.1.first.cmp(&b.1.first)));
+        let tally = ranked
+            .iter()
+            .map(|(k, e)| ((*k).clone(), e.votes))
+            .collect();
+        match self.lead() {
             None => Vote {
                 answer: None,
                 votes: 0,
@@ -95,11 +154,11 @@ impl Tally {
                 reached: false,
                 tally,
             },
-            Some((_, (votes, _, text))) => {
-                let confidence = *votes as f64 / self.counted as f64;
+            Some(e) => {
+                let confidence = e.votes as f64 / self.counted as f64;
                 Vote {
-                    answer: Some(text.clone()),
-                    votes: *votes,
+                    answer: Some(e.text.clone()),
+                    votes: e.votes,
                     counted: self.counted,
                     confidence,
                     reached: confidence >= threshold,
@@ -110,18 +169,17 @@ impl Tally {
     }
 
     /// Whether `outstanding` more results, whatever they turn out to be (a vote for any
-    /// answer, or a failure that is not counted), can no longer change the winner or the
-    /// reached/not-reached verdict.
+    /// answer, or a failure or empty answer that is not counted), can no longer change
+    /// the winner or the reached/not-reached verdict. O(1).
     pub fn is_settled(&self, outstanding: usize, threshold: f64) -> bool {
         if outstanding == 0 {
             return true;
         }
-        let ranked = self.ranked();
-        let lead = ranked.first().map_or(0, |(_, v)| v.0);
-        let second = ranked.get(1).map_or(0, |(_, v)| v.0);
+        let lead = self.lead().map_or(0, |e| e.votes);
+        let second = self.second;
         // Strictly ahead even if every outstanding vote goes to the runner-up (or to a new
         // answer): ties could flip on voter order, so they do not count as settled.
-        if lead == 0 || lead <= second + outstanding {
+        if lead == 0 || lead <= second.saturating_add(outstanding) {
             return false;
         }
         let (c, r) = (self.counted as f64, outstanding as f64);
@@ -131,8 +189,8 @@ impl Tally {
     }
 }
 
-/// Counts the successful results' answers, using each result's `question_index` as its
-/// voter index.
+/// Counts the successful results' non-empty answers, using each result's `question_index`
+/// as its voter index.
 pub fn majority_vote(results: &[AgentResult], threshold: f64) -> Vote {
     let mut t = Tally::default();
     for r in results {
@@ -242,5 +300,101 @@ mod tests {
         let empty = Tally::default();
         assert!(!empty.is_settled(1, 0.5));
         assert!(empty.is_settled(0, 0.5));
+    }
+
+    #[test]
+    fn empty_answers_are_not_votes() {
+        let r: Vec<_> = ["", "  ", "\t\n", "...", ""]
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ok(i, a))
+            .collect();
+        let v = majority_vote(&r, 0.6);
+        assert_eq!(
+            (v.answer, v.votes, v.counted, v.reached),
+            (None, 0, 0, false)
+        );
+        assert!(v.tally.is_empty());
+        // Beside real answers they do not dilute the confidence either.
+        let r = vec![
+            ok(0, ""),
+            ok(1, "Paris"),
+            ok(2, " "),
+            ok(3, "paris"),
+            ok(4, "Lyon"),
+        ];
+        let v = majority_vote(&r, 0.6);
+        assert_eq!(v.answer.as_deref(), Some("Paris"));
+        assert_eq!((v.votes, v.counted), (2, 3));
+        assert!(v.reached);
+    }
+
+    /// The verdict and settledness the way they were computed before the running leader:
+    /// by ranking every entry.
+    fn reference(
+        votes: &[(usize, usize)],
+        outstanding: usize,
+        threshold: f64,
+    ) -> (Option<usize>, bool) {
+        let mut m: HashMap<usize, (usize, usize)> = HashMap::new();
+        for &(i, a) in votes {
+            let e = m.entry(a).or_insert((0, i));
+            e.0 += 1;
+            e.1 = e.1.min(i);
+        }
+        let mut v: Vec<_> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.1 .1.cmp(&b.1 .1)));
+        let lead = v.first().map_or(0, |x| x.1 .0);
+        let second = v.get(1).map_or(0, |x| x.1 .0);
+        let settled = outstanding == 0
+            || (lead > 0 && lead > second + outstanding && {
+                let (c, r) = (votes.len() as f64, outstanding as f64);
+                (lead as f64 / (c + r) >= threshold) == ((lead as f64 + r) / (c + r) >= threshold)
+            });
+        (v.first().map(|x| x.0), settled)
+    }
+
+    #[test]
+    fn running_leader_agrees_with_ranking_everything() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        for round in 0..300 {
+            let n = rng.random_range(1..40);
+            let kinds = rng.random_range(1..6);
+            let mut order: Vec<usize> = (0..n).collect();
+            // Completion order is not voter order.
+            for i in (1..n).rev() {
+                order.swap(i, rng.random_range(0..=i));
+            }
+            let threshold = [0.0, 0.3, 0.5, 0.6, 1.0][round % 5];
+            let mut t = Tally::default();
+            let mut seen = Vec::new();
+            for (k, &i) in order.iter().enumerate() {
+                let a = rng.random_range(0..kinds);
+                t.add(i, &format!("answer {a}"));
+                seen.push((i, a));
+                let outstanding = n - k - 1;
+                let (winner, settled) = reference(&seen, outstanding, threshold);
+                let v = t.vote(threshold);
+                assert_eq!(v.answer, winner.map(|a| format!("answer {a}")), "{seen:?}");
+                assert_eq!(t.is_settled(outstanding, threshold), settled, "{seen:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_vote_costs_the_same_however_many_answers_differ() {
+        // Ranking every entry on each vote made this quadratic (20,000 voters: 11.7 s in a
+        // release build); with the running leader 200,000 take well under a second.
+        let mut t = Tally::default();
+        let start = std::time::Instant::now();
+        for i in 0..200_000 {
+            t.add(i, &format!("answer {i}"));
+            let outstanding = 200_000 - i - 1;
+            assert_eq!(t.is_settled(outstanding, 0.6), outstanding == 0);
+        }
+        assert_eq!(t.counted(), 200_000);
+        let took = start.elapsed();
+        assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
     }
 }

@@ -12,6 +12,10 @@ pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const MAX_RETRIES_LIMIT: u32 = 100;
 /// Largest accepted stream buffer.
 pub const MAX_BUFFER_LIMIT: usize = 10_000_000;
+/// Most voters one consensus round may ask. A round keeps every voter's result (and a
+/// vote per distinct answer) until it ends, so this bounds its memory to tens of MB; far
+/// more voters than a vote needs. The C ABI exports it as `PAGENT_MAX_CONSENSUS_AGENTS`.
+pub const MAX_CONSENSUS_AGENTS: usize = 100_000;
 
 /// Retry policy: exponential backoff with full jitter.
 ///

@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use crate::result::{AgentResult, Outcome};
 
+pub mod cache;
+
 /// What a batch (or an executor over its lifetime) did.
 ///
 /// Latency figures are over the calls that ran to an outcome (ok, failed, timed out);
@@ -184,19 +186,22 @@ impl MetricsRecorder {
 
     /// Counts one result.
     pub fn record(&mut self, r: &AgentResult) {
-        self.counts[r.outcome as usize] += 1;
-        self.attempts += u64::from(r.attempts);
-        self.hedged += u64::from(r.hedged);
-        self.hedge_wins += u64::from(r.hedge_won);
+        // Sums saturate: token counts come from agents (an LLM server's `usage`), and an
+        // overflow must neither wrap nor panic on the call that reported it.
+        let c = &mut self.counts[r.outcome as usize];
+        *c = c.saturating_add(1);
+        self.attempts = self.attempts.saturating_add(u64::from(r.attempts));
+        self.hedged = self.hedged.saturating_add(u64::from(r.hedged));
+        self.hedge_wins = self.hedge_wins.saturating_add(u64::from(r.hedge_won));
         if let Some(u) = r.usage {
-            self.tokens.0 += u.prompt_tokens;
-            self.tokens.1 += u.completion_tokens;
+            self.tokens.0 = self.tokens.0.saturating_add(u.prompt_tokens);
+            self.tokens.1 = self.tokens.1.saturating_add(u.completion_tokens);
         }
         if r.outcome == Outcome::Cancelled {
             return;
         }
         let d = r.duration;
-        self.sum += d;
+        self.sum = self.sum.saturating_add(d);
         self.min = Some(self.min.map_or(d, |m| m.min(d)));
         self.max = self.max.max(d);
         self.samples
@@ -228,20 +233,20 @@ impl MetricsRecorder {
             }
         }
         self.samples = Samples::Hist(h);
-        self.sum += other.sum;
+        self.sum = self.sum.saturating_add(other.sum);
         self.min = match (self.min, other.min) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         self.max = self.max.max(other.max);
-        for i in 0..4 {
-            self.counts[i] += other.counts[i];
+        for (c, o) in self.counts.iter_mut().zip(other.counts) {
+            *c = c.saturating_add(o);
         }
-        self.attempts += other.attempts;
-        self.hedged += other.hedged;
-        self.hedge_wins += other.hedge_wins;
-        self.tokens.0 += other.tokens.0;
-        self.tokens.1 += other.tokens.1;
+        self.attempts = self.attempts.saturating_add(other.attempts);
+        self.hedged = self.hedged.saturating_add(other.hedged);
+        self.hedge_wins = self.hedge_wins.saturating_add(other.hedge_wins);
+        self.tokens.0 = self.tokens.0.saturating_add(other.tokens.0);
+        self.tokens.1 = self.tokens.1.saturating_add(other.tokens.1);
         self.first_start = match (self.first_start, other.first_start) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -263,7 +268,9 @@ impl MetricsRecorder {
 
     /// Metrics so far, with the given wall time.
     pub fn snapshot_with_wall(&mut self, wall: Duration) -> ExecutionMetrics {
-        let ran = self.counts[0] + self.counts[1] + self.counts[2];
+        let ran = self.counts[..3]
+            .iter()
+            .fold(0u64, |a, c| a.saturating_add(*c));
         let min = self.min.unwrap_or_default();
         let max = self.max;
         // Histogram buckets report their upper edge; keep percentiles within [min, max].
@@ -275,7 +282,7 @@ impl MetricsRecorder {
             failed_count: self.counts[Outcome::Failed as usize],
             timed_out_count: self.counts[Outcome::TimedOut as usize],
             cancelled_count: self.counts[Outcome::Cancelled as usize],
-            total_count: self.counts.iter().sum(),
+            total_count: self.counts.iter().fold(0, |a, c| a.saturating_add(*c)),
             attempts: self.attempts,
             hedged_count: self.hedged,
             hedge_wins: self.hedge_wins,
@@ -381,5 +388,22 @@ mod tests {
         );
         assert_eq!(m.avg_duration, Duration::from_millis(10));
         assert!(m.to_json().contains("\"avg_duration_us\":10000"));
+    }
+
+    #[test]
+    fn token_sums_saturate_instead_of_overflowing() {
+        let mut r = res(Outcome::Ok, 1);
+        r.usage = Some(crate::agent::TokenUsage {
+            prompt_tokens: u64::MAX - 1,
+            completion_tokens: u64::MAX,
+        });
+        let mut a = MetricsRecorder::new();
+        a.record(&r);
+        a.record(&r);
+        let b = a.clone();
+        a.merge(&b);
+        let m = a.snapshot_with_wall(Duration::from_secs(1));
+        assert_eq!((m.prompt_tokens, m.completion_tokens), (u64::MAX, u64::MAX));
+        assert_eq!((m.successful_count, m.total_count), (4, 4));
     }
 }
