@@ -26,6 +26,13 @@
 #include <stdint.h>
 
 /**
+ * Most voters one consensus round may ask. A round keeps every voter's result (and a
+ * vote per distinct answer) until it ends, so this bounds its memory to tens of MB; far
+ * more voters than a vote needs. The C ABI exports it as `PAGENT_MAX_CONSENSUS_AGENTS`.
+ */
+#define MAX_CONSENSUS_AGENTS 100000
+
+/**
  * Return value of a `pagent_answer_fn`: the answer was set with `pagent_reply_set_answer`.
  */
 #define PAGENT_CALLBACK_OK 0
@@ -49,6 +56,17 @@
  * Largest accepted wait, in milliseconds (30 days); `-1` means forever.
  */
 #define PAGENT_MAX_TIMEOUT_MS (((30 * 24) * 3600) * 1000)
+
+/**
+ * Keys an executor's metrics cache holds; storing one more evicts the least recently
+ * stored or read.
+ */
+#define METRICS_CACHE_CAPACITY 1024
+
+/**
+ * Keys up to this many bytes are kept whole; longer ones as digest, length and preview.
+ */
+#define METRICS_KEY_FULL_MAX 256
 
 /**
  * What a library call returned. Numbers are fixed forever; new codes get new numbers.
@@ -174,9 +192,11 @@ typedef uint32_t pagent_outcome;
 typedef struct pagent_agent pagent_agent;
 
 /**
- * A running batch from `pagent_submit`. Calls on one batch from several threads are
- * serialised; `pagent_batch_progress` never waits. Free with `pagent_batch_free`, which
- * cancels what still runs; never free it while another thread is inside a call on it.
+ * A running batch from `pagent_submit`. Any number of threads may read it at once (reads
+ * take turns; a poll never waits), and `pagent_batch_progress` never waits. Free it with
+ * `pagent_batch_free`, which cancels what still runs; a call that another thread is
+ * already inside when the batch is freed keeps what it needs and returns normally, but no
+ * thread may start a call with a freed handle.
  */
 typedef struct pagent_batch pagent_batch;
 
@@ -195,7 +215,9 @@ typedef struct pagent_consensus pagent_consensus;
 /**
  * Runs questions through an agent or a pool. Thread-safe: any number of host threads
  * may submit to one executor at once; they share its `max_concurrency`. Free with
- * `pagent_executor_free`.
+ * `pagent_executor_free`; a call that another thread is already inside when the executor
+ * is freed keeps what it needs and returns normally, but no thread may start a call with
+ * a freed handle.
  */
 typedef struct pagent_executor pagent_executor;
 
@@ -495,11 +517,14 @@ pagent_status pagent_agent_python_with(const char *target,
 
 /**
  * Takes the next result in completion order. `timeout_ms`: -1 waits as long as needed,
- * 0 only polls, otherwise up to 30 days. Returns `PAGENT_OK` with `*result` set (caller
- * owns it: `pagent_result_free`), `PAGENT_DONE` once every result has been taken, or
- * `PAGENT_WAIT_TIMEOUT`; `*result` is NULL unless `PAGENT_OK`. Each question index comes
- * out exactly once. With a timeout other than 0 it blocks, and returns
- * `PAGENT_ERR_REENTRANT` inside a callback.
+ * 0 only polls, otherwise up to `PAGENT_MAX_TIMEOUT_MS`. Returns `PAGENT_OK` with
+ * `*result` set (caller owns it: `pagent_result_free`), `PAGENT_DONE` once every result
+ * has been taken, or `PAGENT_WAIT_TIMEOUT`; `*result` is NULL unless `PAGENT_OK`. Each
+ * question index comes out exactly once, also across threads reading one batch (they
+ * take turns) and after `pagent_shutdown` (results then come back, `CANCELLED`, for
+ * every way of waiting). A poll (0) never blocks: while another thread is reading it
+ * returns `PAGENT_WAIT_TIMEOUT` at once, and it is allowed inside callbacks. With any
+ * other timeout it blocks, and returns `PAGENT_ERR_REENTRANT` inside a callback.
  */
 pagent_status pagent_batch_next(const struct pagent_batch *batch,
                                 int64_t timeout_ms,
@@ -508,8 +533,9 @@ pagent_status pagent_batch_next(const struct pagent_batch *batch,
 /**
  * Waits until every call has finished and returns the results not yet taken with
  * `pagent_batch_next`, in question order, with the batch's metrics. `timeout_ms` as in
- * `pagent_batch_next`. `PAGENT_WAIT_TIMEOUT` leaves `*results` NULL and loses nothing:
- * results gathered so far stay in the batch. Caller owns `*results`
+ * `pagent_batch_next` (a poll never blocks; it returns `PAGENT_WAIT_TIMEOUT` while
+ * another thread reads). `PAGENT_WAIT_TIMEOUT` leaves `*results` NULL and loses
+ * nothing: results gathered so far stay in the batch. Caller owns `*results`
  * (`pagent_results_free`). Blocking (except with timeout 0).
  */
 pagent_status pagent_batch_wait(const struct pagent_batch *batch,
@@ -539,7 +565,8 @@ pagent_status pagent_batch_metrics(const struct pagent_batch *batch, struct page
 bool pagent_batch_budget_exceeded(const struct pagent_batch *batch);
 
 /**
- * Frees a batch, cancelling the calls it still runs. NULL is a no-op.
+ * Frees a batch, cancelling the calls it still runs. NULL is a no-op. A thread already
+ * waiting on the batch gets the remaining results (`CANCELLED`) and then `PAGENT_DONE`.
  */
 void pagent_batch_free(struct pagent_batch *batch);
 

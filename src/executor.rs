@@ -573,11 +573,28 @@ impl Batch {
 
     /// Like [`finish`](Self::finish), but gathers on a runtime worker: the waiting thread
     /// wakes once, not once per result. Shutdown waits for it like for the batch itself.
+    /// A shutdown that stops the gathering task part-way loses nothing: the rest is
+    /// gathered here.
     pub async fn finish_on_runtime(self) -> Result<(Vec<AgentResult>, ExecutionMetrics)> {
         let handle = runtime::handle()?;
-        runtime::spawn_tracked(&handle, self.finish())
-            .await
-            .map_err(|_| Error::Shutdown)
+        let gather = Arc::new(tokio::sync::Mutex::new((self, Vec::new())));
+        let task = Arc::clone(&gather).lock_owned();
+        let _ = runtime::spawn_tracked(&handle, async move {
+            let mut g = task.await;
+            let (batch, out) = &mut *g;
+            while let Some(r) = batch.next().await {
+                out.push(r);
+            }
+        })
+        .await;
+        let mut g = gather.lock().await;
+        let (batch, out) = &mut *g;
+        while let Some(r) = batch.next().await {
+            out.push(r);
+        }
+        let mut out = std::mem::take(out);
+        out.sort_unstable_by_key(|r| r.question_index);
+        Ok((out, batch.metrics().unwrap_or_default()))
     }
 
     /// A handle that reads progress and metrics without borrowing the batch, so a host
@@ -585,6 +602,7 @@ impl Batch {
     pub fn probe(&self) -> BatchProbe {
         BatchProbe {
             shared: Arc::clone(&self.shared),
+            slots: Arc::clone(&self.slots),
             total: self.total(),
             token: self.token.clone(),
         }
@@ -635,6 +653,7 @@ impl Batch {
 #[derive(Clone)]
 pub struct BatchProbe {
     shared: Arc<BatchShared>,
+    slots: Arc<Semaphore>,
     total: usize,
     token: CancellationToken,
 }
@@ -659,13 +678,25 @@ impl BatchProbe {
     pub fn budget_exceeded(&self) -> bool {
         self.shared.budget_exceeded.load(Ordering::Acquire)
     }
+
+    /// What dropping the batch does, for a handle that is given up while a reader may
+    /// still hold the batch: cancels what still runs ("batch freed before it finished")
+    /// and stops the batch waiting for room ahead of a consumer. Readers still get every
+    /// result.
+    pub fn abandon(&self) {
+        abandon(&self.shared, &self.slots, &self.token);
+    }
+}
+
+fn abandon(shared: &BatchShared, slots: &Semaphore, token: &CancellationToken) {
+    // Nobody may take results any more: the driver must not wait for slots.
+    slots.close();
+    shared.cancel(token, "batch freed before it finished");
 }
 
 impl Drop for Batch {
     fn drop(&mut self) {
-        // Nobody takes results any more: the driver must not wait for slots.
-        self.slots.close();
-        self.cancel_with("batch freed before it finished");
+        abandon(&self.shared, &self.slots, &self.token);
     }
 }
 
@@ -696,6 +727,16 @@ impl Job {
             .as_deref()
             .unwrap_or("cancelled (executor or library shutdown)")
             .to_owned()
+    }
+
+    /// Waits for the rate limiter, if any, before an agent start: every first attempt,
+    /// retry and hedge goes through here.
+    async fn rate_gate(&self) {
+        if let Some(rate) = &self.inner.rate {
+            // Boxed: a rare path, and the call's future (the bulk of the memory per call
+            // in flight) stays small.
+            Box::pin(rate.acquire()).await;
+        }
     }
 
     /// How long a call may run before it is hedged, if hedging is on and due.
@@ -941,11 +982,7 @@ async fn run_call(call: &mut Call) -> AgentResult {
         if job.token.is_cancelled() {
             break Attempt::Cancelled;
         }
-        // Rare paths are boxed so the common call's future stays small (it is the bulk
-        // of the memory per call in flight).
-        if let Some(rate) = &job.inner.rate {
-            Box::pin(rate.acquire()).await;
-        }
+        job.rate_gate().await;
         call.attempts += 1;
         let attempt = attempt_once(job, index, &question, &mut info).await;
         let retry = match &attempt {
@@ -1033,6 +1070,8 @@ async fn hedged_attempt(
             r = &mut primary => return (r, false),
             _ = tokio::time::sleep(delay) => {}
         }
+        // A duplicate is an agent start like any other.
+        job.rate_gate().await;
         info.hedged = true;
         let backup = call_agent(job, index, question);
         tokio::pin!(backup);

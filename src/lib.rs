@@ -36,6 +36,7 @@ pub mod pool;
 pub mod ratelimit;
 pub mod result;
 pub mod runtime;
+pub mod shared_batch;
 
 pub use agent::mock::MockAnswers;
 pub use agent::{

@@ -135,22 +135,72 @@ pub fn ensure_may_block(what: &'static str) -> Result<()> {
     Ok(())
 }
 
-/// The checks of a blocking call ([`ensure_may_block`], and that the runtime is neither
-/// shut down nor inherited through `fork`) without touching the runtime: for a call that
-/// may be able to answer from what is already there.
-pub(crate) fn ensure_may_block_here(what: &'static str) -> Result<()> {
+/// The checks of a wait on work that already exists ([`wait`]): not from a runtime
+/// thread, and not in a forked child (whose copy of the work has no threads behind it).
+/// A shutdown is no reason to refuse: the work still comes back, cancelled.
+fn ensure_may_wait(what: &'static str) -> Result<()> {
     ensure_may_block(what)?;
     match LIVE.load(Ordering::Acquire) {
-        SHUT_DOWN => Err(Error::Shutdown),
-        live if live != 0 && !started_here(live) => Err(Error::Forked),
+        live if live != 0 && live != SHUT_DOWN && !started_here(live) => Err(Error::Forked),
         _ => Ok(()),
     }
 }
 
+/// Wakes the host thread that [`wait`] parked.
+struct Unpark(std::thread::Thread);
+
+impl std::task::Wake for Unpark {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Waits on the calling host thread for `fut` until `deadline` (`None`: as long as it
+/// takes), without entering the runtime. For futures that only wait on the library's
+/// channels and locks (a batch's results): they need no worker and no timer, so the wait
+/// goes on working while and after the runtime shuts down — a host waiting on a batch
+/// still gets every result — and costs a park and an unpark, not a trip through the
+/// runtime. `Ok(None)` if the deadline came first; the future is then dropped, so it must
+/// be cancel-safe. A future that uses Tokio timers or spawns must use [`block_on`].
+pub fn wait<F: Future>(
+    what: &'static str,
+    fut: F,
+    deadline: Option<Instant>,
+) -> Result<Option<F::Output>> {
+    ensure_may_wait(what)?;
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Ok(Some(v));
+        }
+        match deadline {
+            None => std::thread::park(),
+            Some(t) => match t.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => std::thread::park_timeout(left),
+                _ => return Ok(None),
+            },
+        }
+    }
+}
+
+/// [`wait`] with no deadline.
+pub fn wait_forever<F: Future>(what: &'static str, fut: F) -> Result<F::Output> {
+    // Without a deadline the wait ends only with the output.
+    wait(what, fut, None)?.ok_or_else(|| Error::Runtime(format!("{what}: wait ended early")))
+}
+
 /// Runs `fut` to completion on the calling (host) thread, with the runtime's timers and
-/// workers behind it.
+/// workers behind it. [`shutdown`] waits for it like for a batch (its deadline, then
+/// cancellation), so the runtime never stops under a future still running here.
 pub fn block_on<F: Future>(what: &'static str, fut: F) -> Result<F::Output> {
     ensure_may_block(what)?;
+    // Taken before the handle: a shutdown either refuses us or waits for us.
+    let _tracked = TRACKER.token();
     let handle = handle()?;
     struct Reset(bool);
     impl Drop for Reset {

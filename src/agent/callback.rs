@@ -3,23 +3,37 @@
 //!
 //! The C ABI wraps host function pointers in these; Rust users can pass closures.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use once_cell::sync::Lazy;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{Agent, AgentError, BoxFuture};
 
 type BlockingFn = dyn Fn(&str, usize) -> Result<String, AgentError> + Send + Sync;
 
+/// Most threads a [`CallbackAgent`] runs its function on at once: the runtime's blocking
+/// pool (Tokio's default, 512 threads) could not run more anyway.
+pub const MAX_CALLBACK_THREADS: usize = 512;
+
 /// An agent whose answer comes from a blocking function. Each call runs on Tokio's
 /// blocking thread pool so it never stalls the runtime's workers. A call that times out
 /// is reported at once; the function itself runs on until it returns, and its answer is
 /// dropped (a thread cannot be interrupted safely).
+///
+/// The function runs on at most as many threads at once as the largest `max_concurrency`
+/// of the executors using the agent (see [`Agent::fit_concurrency`]; 1 before any,
+/// [`MAX_CALLBACK_THREADS`] at most): a call that timed out keeps its thread until the
+/// function returns, and later calls wait for one, so timeouts never pile up threads.
+/// A call cancelled or timed out before its function started never starts it.
 pub struct CallbackAgent {
     f: Arc<BlockingFn>,
+    threads: Arc<Semaphore>,
+    /// Permits `threads` has been given in all.
+    granted: Mutex<usize>,
 }
 
 impl CallbackAgent {
@@ -28,7 +42,26 @@ impl CallbackAgent {
     where
         F: Fn(&str, usize) -> Result<String, AgentError> + Send + Sync + 'static,
     {
-        Self { f: Arc::new(f) }
+        Self {
+            f: Arc::new(f),
+            threads: Arc::new(Semaphore::new(1)),
+            granted: Mutex::new(1),
+        }
+    }
+
+    /// Threads running the function right now (or about to).
+    pub fn threads_in_use(&self) -> usize {
+        let granted = *self.granted.lock().unwrap_or_else(|p| p.into_inner());
+        granted - self.threads.available_permits()
+    }
+}
+
+/// Tells a blocking call that its caller has gone, when the caller's future is dropped.
+struct Abandon(Arc<AtomicBool>);
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
     }
 }
 
@@ -38,10 +71,26 @@ impl Agent for CallbackAgent {
         question: &'a str,
         agent_id: usize,
     ) -> BoxFuture<'a, Result<String, AgentError>> {
-        let f = Arc::clone(&self.f);
-        let q = question.to_owned();
         Box::pin(async move {
-            match tokio::task::spawn_blocking(move || f(&q, agent_id)).await {
+            let permit = Arc::clone(&self.threads)
+                .acquire_owned()
+                .await
+                .map_err(|_| AgentError::fatal("callback agent closed"))?;
+            let f = Arc::clone(&self.f);
+            let q = question.to_owned();
+            let abandoned = Arc::new(AtomicBool::new(false));
+            let gone = Arc::clone(&abandoned);
+            // The thread keeps the permit until the function returns, even if the call
+            // timed out meanwhile; a queued job whose call has gone does not start it.
+            let job = AbortOnDropHandle::new(tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                if gone.load(Ordering::Acquire) {
+                    return Err(AgentError::fatal("callback not started: call cancelled"));
+                }
+                f(&q, agent_id)
+            }));
+            let _abandon = Abandon(abandoned);
+            match job.await {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => Err(AgentError::fatal(format!(
                     "callback panicked: {}",
@@ -54,6 +103,15 @@ impl Agent for CallbackAgent {
 
     fn kind(&self) -> &'static str {
         "callback"
+    }
+
+    fn fit_concurrency(&self, max_concurrency: usize) {
+        let want = max_concurrency.min(MAX_CALLBACK_THREADS);
+        let mut granted = self.granted.lock().unwrap_or_else(|p| p.into_inner());
+        if want > *granted {
+            self.threads.add_permits(want - *granted);
+            *granted = want;
+        }
     }
 }
 

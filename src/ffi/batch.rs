@@ -1,51 +1,45 @@
 //! `pagent_batch`: a submitted batch, read as a stream or waited for as a whole.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use super::guard::{arg, boxed, free_boxed, guard, out_handle, out_value, timeout_ms, FfiResult};
+use super::guard::{arg, boxed, guard, out_handle, out_value, timeout_ms, FfiResult};
 use super::results::{pagent_metrics, pagent_result, pagent_results};
 use super::status::{pagent_status, Failure};
-use crate::executor::{Batch, BatchProbe};
-use crate::result::AgentResult;
-use crate::runtime;
+use crate::executor::Batch;
+use crate::shared_batch::{Next, SharedBatch};
 
-struct State {
-    batch: Batch,
-    /// Results gathered by a `pagent_batch_wait` that timed out, handed out first.
-    held: VecDeque<AgentResult>,
-}
-
-/// A running batch from `pagent_submit`. Calls on one batch from several threads are
-/// serialised; `pagent_batch_progress` never waits. Free with `pagent_batch_free`, which
-/// cancels what still runs; never free it while another thread is inside a call on it.
+/// A running batch from `pagent_submit`. Any number of threads may read it at once (reads
+/// take turns; a poll never waits), and `pagent_batch_progress` never waits. Free it with
+/// `pagent_batch_free`, which cancels what still runs; a call that another thread is
+/// already inside when the batch is freed keeps what it needs and returns normally, but no
+/// thread may start a call with a freed handle.
 pub struct pagent_batch {
-    state: Mutex<State>,
-    probe: BatchProbe,
+    shared: Arc<SharedBatch>,
 }
 
 impl pagent_batch {
     pub(crate) fn new(batch: Batch) -> Self {
         Self {
-            probe: batch.probe(),
-            state: Mutex::new(State {
-                batch,
-                held: VecDeque::new(),
-            }),
+            shared: Arc::new(SharedBatch::new(batch)),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
+/// Borrows the batch behind a handle for the length of a call, so that a
+/// `pagent_batch_free` on another thread cannot free it under the call.
+fn batch_arg(p: *const pagent_batch) -> Result<Arc<SharedBatch>, Failure> {
+    Ok(Arc::clone(&arg(p, "batch")?.shared))
+}
+
 /// Takes the next result in completion order. `timeout_ms`: -1 waits as long as needed,
-/// 0 only polls, otherwise up to 30 days. Returns `PAGENT_OK` with `*result` set (caller
-/// owns it: `pagent_result_free`), `PAGENT_DONE` once every result has been taken, or
-/// `PAGENT_WAIT_TIMEOUT`; `*result` is NULL unless `PAGENT_OK`. Each question index comes
-/// out exactly once. With a timeout other than 0 it blocks, and returns
-/// `PAGENT_ERR_REENTRANT` inside a callback.
+/// 0 only polls, otherwise up to `PAGENT_MAX_TIMEOUT_MS`. Returns `PAGENT_OK` with
+/// `*result` set (caller owns it: `pagent_result_free`), `PAGENT_DONE` once every result
+/// has been taken, or `PAGENT_WAIT_TIMEOUT`; `*result` is NULL unless `PAGENT_OK`. Each
+/// question index comes out exactly once, also across threads reading one batch (they
+/// take turns) and after `pagent_shutdown` (results then come back, `CANCELLED`, for
+/// every way of waiting). A poll (0) never blocks: while another thread is reading it
+/// returns `PAGENT_WAIT_TIMEOUT` at once, and it is allowed inside callbacks. With any
+/// other timeout it blocks, and returns `PAGENT_ERR_REENTRANT` inside a callback.
 #[no_mangle]
 pub extern "C" fn pagent_batch_next(
     batch: *const pagent_batch,
@@ -54,44 +48,24 @@ pub extern "C" fn pagent_batch_next(
 ) -> pagent_status {
     guard("pagent_batch_next", || -> FfiResult {
         let out = out_handle(result, "result")?;
-        let b = arg(batch, "batch")?;
+        let b = batch_arg(batch)?;
         let wait = self::timeout_ms(timeout_ms)?;
-        let mut st = b.lock();
-        let next = if let Some(r) = st.held.pop_front() {
-            Some(Some(r))
-        } else if wait.is_some_and(|d| d.is_zero()) {
-            st.batch.try_next().ok()
-        } else {
-            runtime::ensure_may_block_here("pagent_batch_next")?;
-            if st.batch.has_ready() {
-                // Taken without entering the runtime (a lock, a park and a wake-up per
-                // result) when it is already waiting; the checks above still applied.
-                st.batch.try_next().ok()
-            } else {
-                match wait {
-                    None => Some(runtime::block_on("pagent_batch_next", st.batch.next())?),
-                    // The timer must be created inside the runtime, hence the async block.
-                    Some(d) => runtime::block_on("pagent_batch_next", async {
-                        tokio::time::timeout(d, st.batch.next()).await.ok()
-                    })?,
-                }
-            }
-        };
-        match next {
-            Some(Some(r)) => {
+        match b.next("pagent_batch_next", wait)? {
+            Next::Result(r) => {
                 *out = boxed(pagent_result::new(r));
                 Ok(pagent_status::PAGENT_OK)
             }
-            Some(None) => Ok(pagent_status::PAGENT_DONE),
-            None => Ok(pagent_status::PAGENT_WAIT_TIMEOUT),
+            Next::Done => Ok(pagent_status::PAGENT_DONE),
+            Next::TimedOut => Ok(pagent_status::PAGENT_WAIT_TIMEOUT),
         }
     })
 }
 
 /// Waits until every call has finished and returns the results not yet taken with
 /// `pagent_batch_next`, in question order, with the batch's metrics. `timeout_ms` as in
-/// `pagent_batch_next`. `PAGENT_WAIT_TIMEOUT` leaves `*results` NULL and loses nothing:
-/// results gathered so far stay in the batch. Caller owns `*results`
+/// `pagent_batch_next` (a poll never blocks; it returns `PAGENT_WAIT_TIMEOUT` while
+/// another thread reads). `PAGENT_WAIT_TIMEOUT` leaves `*results` NULL and loses
+/// nothing: results gathered so far stay in the batch. Caller owns `*results`
 /// (`pagent_results_free`). Blocking (except with timeout 0).
 #[no_mangle]
 pub extern "C" fn pagent_batch_wait(
@@ -101,41 +75,15 @@ pub extern "C" fn pagent_batch_wait(
 ) -> pagent_status {
     guard("pagent_batch_wait", || -> FfiResult {
         let out = out_handle(results, "results")?;
-        let b = arg(batch, "batch")?;
+        let b = batch_arg(batch)?;
         let wait = self::timeout_ms(timeout_ms)?;
-        let mut guard = b.lock();
-        let st = &mut *guard;
-        let finished = match wait {
-            Some(d) if d.is_zero() => loop {
-                match st.batch.try_next() {
-                    Ok(Some(r)) => st.held.push_back(r),
-                    Ok(None) => break true,
-                    Err(()) => break false,
-                }
-            },
-            _ => runtime::block_on("pagent_batch_wait", async {
-                let deadline = wait.map(|d| tokio::time::Instant::now() + d);
-                loop {
-                    let next = match deadline {
-                        None => Some(st.batch.next().await),
-                        Some(t) => tokio::time::timeout_at(t, st.batch.next()).await.ok(),
-                    };
-                    match next {
-                        Some(Some(r)) => st.held.push_back(r),
-                        Some(None) => break true,
-                        None => break false,
-                    }
-                }
-            })?,
-        };
-        if !finished {
-            return Ok(pagent_status::PAGENT_WAIT_TIMEOUT);
+        match b.wait_all("pagent_batch_wait", wait)? {
+            Some((rs, metrics)) => {
+                *out = boxed(pagent_results::new(rs, metrics));
+                Ok(pagent_status::PAGENT_OK)
+            }
+            None => Ok(pagent_status::PAGENT_WAIT_TIMEOUT),
         }
-        let mut rs: Vec<AgentResult> = st.held.drain(..).collect();
-        rs.sort_unstable_by_key(|r| r.question_index);
-        let metrics = b.probe.metrics().unwrap_or_default();
-        *out = boxed(pagent_results::new(rs, metrics));
-        Ok(pagent_status::PAGENT_OK)
     })
 }
 
@@ -144,15 +92,9 @@ pub extern "C" fn pagent_batch_wait(
 #[no_mangle]
 pub extern "C" fn pagent_batch_cancel(batch: *const pagent_batch) -> pagent_status {
     guard("pagent_batch_cancel", || -> FfiResult {
-        arg(batch, "batch")?.probe_cancel();
+        arg(batch, "batch")?.shared.probe().cancel();
         Ok(pagent_status::PAGENT_OK)
     })
-}
-
-impl pagent_batch {
-    fn probe_cancel(&self) {
-        self.probe.cancel();
-    }
 }
 
 /// Calls finished so far and the batch size, for a progress bar. Never blocks; safe while
@@ -167,7 +109,7 @@ pub extern "C" fn pagent_batch_progress(
         let b = arg(batch, "batch")?;
         let done = out_value(done, "done")?;
         let total = out_value(total, "total")?;
-        (*done, *total) = b.probe.progress();
+        (*done, *total) = b.shared.probe().progress();
         Ok(pagent_status::PAGENT_OK)
     })
 }
@@ -180,12 +122,16 @@ pub extern "C" fn pagent_batch_metrics(
 ) -> pagent_status {
     guard("pagent_batch_metrics", || -> FfiResult {
         let out = out_value(out, "out")?;
-        let m = arg(batch, "batch")?.probe.metrics().ok_or_else(|| {
-            Failure::new(
-                pagent_status::PAGENT_ERR_NOT_FOUND,
-                "the batch has not finished yet",
-            )
-        })?;
+        let m = arg(batch, "batch")?
+            .shared
+            .probe()
+            .metrics()
+            .ok_or_else(|| {
+                Failure::new(
+                    pagent_status::PAGENT_ERR_NOT_FOUND,
+                    "the batch has not finished yet",
+                )
+            })?;
         *out = (&m).into();
         Ok(pagent_status::PAGENT_OK)
     })
@@ -194,17 +140,25 @@ pub extern "C" fn pagent_batch_metrics(
 /// Whether the batch cancelled itself because its error budget (`max_errors`) ran out.
 #[no_mangle]
 pub extern "C" fn pagent_batch_budget_exceeded(batch: *const pagent_batch) -> bool {
-    // SAFETY: a live handle per the API contract.
     super::guard::guard_value("pagent_batch_budget_exceeded", false, || {
-        unsafe { batch.as_ref() }.map(|b| b.probe.budget_exceeded())
+        arg(batch, "batch")
+            .ok()
+            .map(|b| b.shared.probe().budget_exceeded())
     })
 }
 
-/// Frees a batch, cancelling the calls it still runs. NULL is a no-op.
+/// Frees a batch, cancelling the calls it still runs. NULL is a no-op. A thread already
+/// waiting on the batch gets the remaining results (`CANCELLED`) and then `PAGENT_DONE`.
 #[no_mangle]
 pub extern "C" fn pagent_batch_free(batch: *mut pagent_batch) {
     let _ = guard("pagent_batch_free", || {
-        free_boxed(batch);
+        if !batch.is_null() {
+            // SAFETY: made by `boxed` and not freed before, per the API contract.
+            let b = unsafe { Box::from_raw(batch) };
+            // A reader on another thread may still hold the batch: cancel it now rather
+            // than when the last reader lets go.
+            b.shared.abandon();
+        }
         Ok(pagent_status::PAGENT_OK)
     });
 }

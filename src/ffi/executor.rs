@@ -18,9 +18,18 @@ use crate::runtime;
 
 /// Runs questions through an agent or a pool. Thread-safe: any number of host threads
 /// may submit to one executor at once; they share its `max_concurrency`. Free with
-/// `pagent_executor_free`.
+/// `pagent_executor_free`; a call that another thread is already inside when the executor
+/// is freed keeps what it needs and returns normally, but no thread may start a call with
+/// a freed handle.
 pub struct pagent_executor {
     exec: ParallelAgentExecutor,
+}
+
+/// The executor behind a handle, held (a cheap clone of a shared reference) for the
+/// length of a call, so that `pagent_executor_free` on another thread cannot free it
+/// under the call.
+fn exec_arg(p: *const pagent_executor) -> Result<ParallelAgentExecutor, Failure> {
+    Ok(arg(p, "executor")?.exec.clone())
 }
 
 fn config_of(config: *const pagent_config) -> (ParallelConfig, Option<Arc<RateLimiter>>) {
@@ -122,9 +131,12 @@ pub extern "C" fn pagent_execute(
 ) -> pagent_status {
     guard("pagent_execute", || -> FfiResult {
         let out = out_handle(results, "results")?;
-        let exec = &arg(executor, "executor")?.exec;
+        let exec = exec_arg(executor)?;
         let qs = self::questions(questions, n)?;
-        let (rs, metrics) = runtime::block_on("pagent_execute", exec.execute_with_metrics(qs))??;
+        // Waits on this thread, outside the runtime: a shutdown meanwhile still returns
+        // every result (the unfinished ones `CANCELLED`).
+        let (rs, metrics) =
+            runtime::wait_forever("pagent_execute", exec.execute_with_metrics(qs))??;
         *out = boxed(pagent_results::new(rs, metrics));
         Ok(pagent_status::PAGENT_OK)
     })
@@ -142,7 +154,7 @@ pub extern "C" fn pagent_submit(
 ) -> pagent_status {
     guard("pagent_submit", || -> FfiResult {
         let out = out_handle(batch, "batch")?;
-        let exec = &arg(executor, "executor")?.exec;
+        let exec = exec_arg(executor)?;
         let qs = self::questions(questions, n)?;
         *out = boxed(pagent_batch::new(exec.submit(qs)?));
         Ok(pagent_status::PAGENT_OK)
@@ -162,7 +174,7 @@ pub extern "C" fn pagent_run_consensus(
 ) -> pagent_status {
     guard("pagent_run_consensus", || -> FfiResult {
         let out = out_handle(consensus, "consensus")?;
-        let exec = &arg(executor, "executor")?.exec;
+        let exec = exec_arg(executor)?;
         let q = c_str(question, "question")?.to_owned();
         if n_agents == 0 || n_agents > super::guard::PAGENT_MAX_BATCH {
             return Err(Failure::invalid(format!(
@@ -187,7 +199,7 @@ pub extern "C" fn pagent_executor_metrics(
 ) -> pagent_status {
     guard("pagent_executor_metrics", || -> FfiResult {
         let out = out_value(out, "out")?;
-        *out = (&arg(executor, "executor")?.exec.lifetime_metrics()).into();
+        *out = (&exec_arg(executor)?.lifetime_metrics()).into();
         Ok(pagent_status::PAGENT_OK)
     })
 }
@@ -202,7 +214,7 @@ pub extern "C" fn pagent_metrics_get(
 ) -> pagent_status {
     guard("pagent_metrics_get", || -> FfiResult {
         let out = out_value(out, "out")?;
-        let exec = &arg(executor, "executor")?.exec;
+        let exec = exec_arg(executor)?;
         let key = c_str(key, "key")?;
         let m = exec.get_metrics(key).ok_or_else(|| {
             Failure::new(
@@ -224,7 +236,7 @@ pub extern "C" fn pagent_metrics_store(
     metrics: *const pagent_metrics,
 ) -> pagent_status {
     guard("pagent_metrics_store", || -> FfiResult {
-        let exec = &arg(executor, "executor")?.exec;
+        let exec = exec_arg(executor)?;
         let key = c_str(key, "key")?.to_owned();
         let m = arg(metrics, "metrics")?;
         exec.store_metrics(key, m.into());
@@ -239,7 +251,7 @@ pub extern "C" fn pagent_metrics_store(
 pub extern "C" fn pagent_executor_metrics_json(executor: *const pagent_executor) -> *mut c_char {
     let mut out = std::ptr::null_mut();
     let _ = guard("pagent_executor_metrics_json", || -> FfiResult {
-        let exec = &arg(executor, "executor")?.exec;
+        let exec = exec_arg(executor)?;
         let json = exec.metrics_json();
         out = CString::new(json)
             .map_err(|_| Failure::invalid("metrics JSON contained NUL"))?
