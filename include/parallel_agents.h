@@ -26,11 +26,20 @@
 #include <stdint.h>
 
 /**
- * Most voters one consensus round may ask. A round keeps every voter's result (and a
- * vote per distinct answer) until it ends, so this bounds its memory to tens of MB; far
- * more voters than a vote needs. The C ABI exports it as `PAGENT_MAX_CONSENSUS_AGENTS`.
+ * Most voters `pagent_run_consensus` asks in one round: a larger `n_agents` fails with
+ * `PAGENT_ERR_INVALID_ARG`. A round keeps every voter's result until it ends, and voters
+ * start only as `max_concurrency` permits free up.
  */
-#define MAX_CONSENSUS_AGENTS 100000
+#define PAGENT_MAX_CONSENSUS_AGENTS 100000
+
+/**
+ * Keys an executor's metrics cache keeps (`pagent_metrics_store`, and each consensus
+ * round under its question): storing one more drops the least recently stored or read,
+ * which `pagent_metrics_get` then reports as `PAGENT_ERR_NOT_FOUND`. A key over 256 bytes
+ * is kept as a digest, its length and a 64-byte preview, and shows in
+ * `pagent_executor_metrics_json` as `"{preview}... ({len} bytes, digest {hex})"`.
+ */
+#define PAGENT_METRICS_CACHE_CAPACITY 1024
 
 /**
  * Return value of a `pagent_answer_fn`: the answer was set with `pagent_reply_set_answer`.
@@ -53,20 +62,10 @@
 #define PAGENT_MAX_BATCH 100000000
 
 /**
- * Largest accepted wait, in milliseconds (30 days); `-1` means forever.
+ * Largest accepted wait, in milliseconds (30 days); `-1` means forever. A literal, so
+ * the header has a plain number (an `int` product overflowed in C).
  */
-#define PAGENT_MAX_TIMEOUT_MS (((30 * 24) * 3600) * 1000)
-
-/**
- * Keys an executor's metrics cache holds; storing one more evicts the least recently
- * stored or read.
- */
-#define METRICS_CACHE_CAPACITY 1024
-
-/**
- * Keys up to this many bytes are kept whole; longer ones as digest, length and preview.
- */
-#define METRICS_KEY_FULL_MAX 256
+#define PAGENT_MAX_TIMEOUT_MS 2592000000
 
 /**
  * What a library call returned. Numbers are fixed forever; new codes get new numbers.
@@ -631,8 +630,9 @@ pagent_status pagent_config_set_retry_timeouts(struct pagent_config *config, boo
 
 /**
  * Limits call starts (every attempt) to `per_second` on average with up to `burst` at
- * once. `per_second == 0` removes the limit; otherwise it must be in (0, 1e9] and
- * `burst >= 1`.
+ * once. `per_second == 0` removes the limit; otherwise it must be in [1/2592000 (one
+ * start per 30 days), 1e9] and `burst >= 1` (any larger burst is fine), or the call
+ * fails with `PAGENT_ERR_CONFIG` naming `rate_limit` and the config is unchanged.
  */
 pagent_status pagent_config_set_rate_limit(struct pagent_config *config,
                                            double per_second,
@@ -663,9 +663,10 @@ pagent_status pagent_config_set_hedge(struct pagent_config *config,
 pagent_status pagent_config_set_max_errors(struct pagent_config *config, size_t max_errors);
 
 /**
- * Makes a shared rate limiter; `per_second` in (0, 1e9], `burst >= 1`. Out: the new
- * limiter, or NULL. Caller owns it (`pagent_rate_limiter_free`); executors using it keep
- * their own reference.
+ * Makes a shared rate limiter; `per_second` in [1/2592000, 1e9] and `burst >= 1`, as for
+ * `pagent_config_set_rate_limit` (else `PAGENT_ERR_CONFIG`). Out: the new limiter, or
+ * NULL. Caller owns it (`pagent_rate_limiter_free`); executors using it keep their own
+ * reference.
  */
 pagent_status pagent_rate_limiter_new(double per_second,
                                       uint32_t burst,

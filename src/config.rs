@@ -10,6 +10,11 @@ pub const MAX_CONCURRENCY_LIMIT: usize = 10_000_000;
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Largest accepted `max_retries`.
 pub const MAX_RETRIES_LIMIT: u32 = 100;
+/// Slowest accepted rate limit: one start per [`MAX_DURATION`]. Below it the interval
+/// between starts overflows timers.
+pub const MIN_RATE_PER_SECOND: f64 = 1.0 / (30.0 * 24.0 * 3600.0);
+/// Fastest accepted rate limit, in starts per second.
+pub const MAX_RATE_PER_SECOND: f64 = 1e9;
 /// Largest accepted stream buffer.
 pub const MAX_BUFFER_LIMIT: usize = 10_000_000;
 /// Most voters one consensus round may ask. A round keeps every voter's result (and a
@@ -66,10 +71,40 @@ impl HedgePolicy {
 /// A token-bucket rate limit on call *starts* (every attempt counts).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RateLimit {
-    /// Sustained starts per second; must be finite and > 0.
+    /// Sustained starts per second, in
+    /// [[`MIN_RATE_PER_SECOND`], [`MAX_RATE_PER_SECOND`]].
     pub per_second: f64,
-    /// Starts allowed at once from a full bucket; at least 1.
+    /// Starts allowed at once from a full bucket; at least 1 (any `u32` is accepted: a
+    /// burst longer than the timers reach simply never makes a start wait).
     pub burst: u32,
+}
+
+impl RateLimit {
+    /// Time between starts at the sustained rate, `1 / per_second`; saturates into
+    /// `[0, MAX_DURATION]` for rates [`validate`](ParallelConfig::validate) refuses, so
+    /// it never panics.
+    pub fn interval(&self) -> Duration {
+        Duration::try_from_secs_f64(1.0 / self.per_second)
+            .map_or(MAX_DURATION, |d| d.min(MAX_DURATION))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let r = self.per_second;
+        // NaN fails `contains` too.
+        if !(MIN_RATE_PER_SECOND..=MAX_RATE_PER_SECOND).contains(&r) {
+            return Err(err(
+                "rate_limit",
+                format!(
+                    "per_second = {r:e} is not in [{MIN_RATE_PER_SECOND:e} (one start per \
+                     30 days), {MAX_RATE_PER_SECOND:e}]"
+                ),
+            ));
+        }
+        if self.burst == 0 {
+            return Err(err("rate_limit", "burst must be at least 1"));
+        }
+        Ok(())
+    }
 }
 
 /// How an executor runs its calls. Build with [`Default`] and struct update syntax, then
@@ -181,15 +216,7 @@ impl ParallelConfig {
             return Err(err("backoff_cap", "must not be below backoff_base"));
         }
         if let Some(rl) = &self.rate_limit {
-            if !rl.per_second.is_finite() || rl.per_second <= 0.0 || rl.per_second > 1e9 {
-                return Err(err(
-                    "rate_limit",
-                    format!("{} per second is not in (0, 1e9]", rl.per_second),
-                ));
-            }
-            if rl.burst == 0 {
-                return Err(err("rate_limit", "burst must be at least 1"));
-            }
+            rl.validate()?;
         }
         if let Some(d) = self.hedge.after {
             check_duration("hedge_after", d, false)?;
@@ -284,5 +311,59 @@ mod tests {
             assert_eq!(e.field, field);
             assert!(e.to_string().contains(field), "{e}");
         }
+    }
+
+    #[test]
+    fn rate_limits_are_refused_where_their_interval_would_overflow() {
+        let rl = |per_second, burst| ParallelConfig {
+            rate_limit: Some(RateLimit { per_second, burst }),
+            ..Default::default()
+        };
+        for r in [
+            1e-7,
+            1e-12,
+            1e-20,
+            5e-324,
+            0.0,
+            -1.0,
+            f64::NAN,
+            2e9,
+            f64::INFINITY,
+        ] {
+            let e = rl(r, 1).validate().unwrap_err();
+            assert_eq!(e.field, "rate_limit");
+            assert!(e.message.contains("per_second"), "{e}");
+        }
+        assert!(rl(1.0, 0).validate().unwrap_err().message.contains("burst"));
+        for (r, b) in [
+            (MIN_RATE_PER_SECOND, u32::MAX),
+            (MAX_RATE_PER_SECOND, u32::MAX),
+            (1.0, 1),
+        ] {
+            rl(r, b).validate().unwrap();
+            let i = RateLimit {
+                per_second: r,
+                burst: b,
+            }
+            .interval();
+            assert!(i <= MAX_DURATION && !i.is_zero(), "{r}: {i:?}");
+        }
+        // Saturates rather than panics for rates that never pass validation.
+        for r in [5e-324, 0.0, -1.0, f64::NAN] {
+            let i = RateLimit {
+                per_second: r,
+                burst: 1,
+            }
+            .interval();
+            assert_eq!(i, MAX_DURATION);
+        }
+        assert_eq!(
+            RateLimit {
+                per_second: f64::INFINITY,
+                burst: 1
+            }
+            .interval(),
+            Duration::ZERO
+        );
     }
 }

@@ -20,12 +20,16 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter; `limit` must be valid (see [`crate::ParallelConfig::validate`]).
+    /// A limiter; `limit` should be valid (see [`crate::ParallelConfig::validate`]). An
+    /// invalid one does not panic: its interval saturates (see [`RateLimit::interval`]).
     pub fn new(limit: RateLimit) -> Self {
-        let interval = Duration::from_secs_f64(1.0 / limit.per_second);
+        let interval = limit.interval();
         Self {
             interval,
-            tolerance: interval * limit.burst.saturating_sub(1),
+            // Saturates: a burst this long just means no start ever waits for it.
+            tolerance: interval
+                .checked_mul(limit.burst.saturating_sub(1))
+                .unwrap_or(Duration::MAX),
             tat: Mutex::new(None),
             limit,
         }
@@ -42,9 +46,43 @@ impl RateLimiter {
             let now = Instant::now();
             let mut tat = self.tat.lock().unwrap_or_else(|p| p.into_inner());
             let t = tat.map_or(now, |t| t.max(now));
-            *tat = Some(t + self.interval);
+            // Past the clock's range, later starts stay at its end rather than panic.
+            *tat = Some(t.checked_add(self.interval).unwrap_or(t));
             t.checked_sub(self.tolerance).unwrap_or(now).max(now)
         };
         tokio::time::sleep_until(start_at.into()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_limits_neither_panic_nor_hold_back_a_full_burst() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        // Rates validation refuses, and the slowest it accepts, with the largest burst.
+        for per_second in [
+            1e-300,
+            5e-324,
+            0.0,
+            f64::NAN,
+            crate::config::MIN_RATE_PER_SECOND,
+        ] {
+            let l = RateLimiter::new(RateLimit {
+                per_second,
+                burst: u32::MAX,
+            });
+            assert!(l.interval <= crate::config::MAX_DURATION);
+            // A full bucket: these start at once (the test would hang for days if not).
+            rt.block_on(async {
+                for _ in 0..3 {
+                    l.acquire().await;
+                }
+            });
+        }
     }
 }

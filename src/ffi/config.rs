@@ -166,8 +166,9 @@ pub extern "C" fn pagent_config_set_retry_timeouts(
 }
 
 /// Limits call starts (every attempt) to `per_second` on average with up to `burst` at
-/// once. `per_second == 0` removes the limit; otherwise it must be in (0, 1e9] and
-/// `burst >= 1`.
+/// once. `per_second == 0` removes the limit; otherwise it must be in [1/2592000 (one
+/// start per 30 days), 1e9] and `burst >= 1` (any larger burst is fine), or the call
+/// fails with `PAGENT_ERR_CONFIG` naming `rate_limit` and the config is unchanged.
 #[no_mangle]
 pub extern "C" fn pagent_config_set_rate_limit(
     config: *mut pagent_config,
@@ -232,9 +233,10 @@ pub struct pagent_rate_limiter {
     inner: Arc<RateLimiter>,
 }
 
-/// Makes a shared rate limiter; `per_second` in (0, 1e9], `burst >= 1`. Out: the new
-/// limiter, or NULL. Caller owns it (`pagent_rate_limiter_free`); executors using it keep
-/// their own reference.
+/// Makes a shared rate limiter; `per_second` in [1/2592000, 1e9] and `burst >= 1`, as for
+/// `pagent_config_set_rate_limit` (else `PAGENT_ERR_CONFIG`). Out: the new limiter, or
+/// NULL. Caller owns it (`pagent_rate_limiter_free`); executors using it keep their own
+/// reference.
 #[no_mangle]
 pub extern "C" fn pagent_rate_limiter_new(
     per_second: f64,

@@ -113,8 +113,9 @@ pub(crate) fn questions(p: *const *const c_char, n: usize) -> Result<Vec<String>
         .collect()
 }
 
-/// Largest accepted wait, in milliseconds (30 days); `-1` means forever.
-pub const PAGENT_MAX_TIMEOUT_MS: i64 = 30 * 24 * 3600 * 1000;
+/// Largest accepted wait, in milliseconds (30 days); `-1` means forever. A literal, so
+/// the header has a plain number (an `int` product overflowed in C).
+pub const PAGENT_MAX_TIMEOUT_MS: i64 = 2_592_000_000;
 
 /// A host timeout: `None` = forever (-1), `Some(0)` = do not wait.
 pub(crate) fn timeout_ms(ms: i64) -> Result<Option<std::time::Duration>, Failure> {

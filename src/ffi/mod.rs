@@ -20,3 +20,23 @@ pub mod runtime;
 pub mod status;
 
 pub use guard::{PAGENT_MAX_BATCH, PAGENT_MAX_TIMEOUT_MS};
+
+/// Most voters `pagent_run_consensus` asks in one round: a larger `n_agents` fails with
+/// `PAGENT_ERR_INVALID_ARG`. A round keeps every voter's result until it ends, and voters
+/// start only as `max_concurrency` permits free up.
+pub const PAGENT_MAX_CONSENSUS_AGENTS: usize = 100_000;
+
+/// Keys an executor's metrics cache keeps (`pagent_metrics_store`, and each consensus
+/// round under its question): storing one more drops the least recently stored or read,
+/// which `pagent_metrics_get` then reports as `PAGENT_ERR_NOT_FOUND`. A key over 256 bytes
+/// is kept as a digest, its length and a 64-byte preview, and shows in
+/// `pagent_executor_metrics_json` as `"{preview}... ({len} bytes, digest {hex})"`.
+pub const PAGENT_METRICS_CACHE_CAPACITY: usize = 1024;
+
+// The C names of Rust limits: literals (so the header has plain numbers), checked here.
+const _: () = {
+    assert!(PAGENT_MAX_CONSENSUS_AGENTS == crate::config::MAX_CONSENSUS_AGENTS);
+    assert!(PAGENT_METRICS_CACHE_CAPACITY == crate::metrics::cache::METRICS_CACHE_CAPACITY);
+    assert!(crate::metrics::cache::METRICS_KEY_FULL_MAX == 256);
+    assert!(PAGENT_MAX_TIMEOUT_MS as u128 == crate::config::MAX_DURATION.as_millis());
+};
