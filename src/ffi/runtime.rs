@@ -17,10 +17,13 @@ pub extern "C" fn pagent_set_worker_threads(n: usize) -> pagent_status {
     })
 }
 
-/// Stops the library. New calls fail with `PAGENT_ERR_SHUTDOWN` at once; running batches
-/// get up to `deadline_ms` to finish, then what still runs is cancelled (results
-/// `PAGENT_OUTCOME_CANCELLED`, so waiting hosts still get every index) and the runtime's
-/// threads stop. Handles stay valid and must still be freed. Call it from a host thread
+/// Stops the library. New work (submit, execute, consensus, new executors) fails with
+/// `PAGENT_ERR_SHUTDOWN` at once; running batches get up to `deadline_ms` to finish, then
+/// what still runs is cancelled (results `PAGENT_OUTCOME_CANCELLED`) and the runtime's
+/// threads stop. Nothing is lost: a `pagent_execute` or consensus round in progress
+/// returns every result, and batches keep handing out every index to
+/// `pagent_batch_next` / `pagent_batch_wait` with any timeout, during and after the
+/// shutdown. Handles stay valid and must still be freed. Call it from a host thread
 /// (not a callback: `PAGENT_ERR_REENTRANT`), once, before the process exits if you want a
 /// clean stop; the library never does this in `atexit`. Later calls are harmless.
 /// A child process after `fork()` gets `PAGENT_ERR_FORKED` from every call instead.
