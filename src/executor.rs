@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use rand::rngs::SmallRng;
@@ -23,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, AgentError, Answer, BoxFuture, TokenUsage};
 use crate::aggregate::{self, Tally};
-use crate::config::ParallelConfig;
+use crate::config::{ParallelConfig, MAX_CONSENSUS_AGENTS};
 use crate::error::{Error, Result};
+use crate::metrics::cache::MetricsCache;
 use crate::metrics::{ExecutionMetrics, MetricsRecorder};
 use crate::pool::Members;
 use crate::ratelimit::RateLimiter;
@@ -53,7 +53,8 @@ struct Inner {
     agents: Agents,
     semaphore: Arc<Semaphore>,
     rate: Option<Arc<RateLimiter>>,
-    metrics_cache: DashMap<String, ExecutionMetrics>,
+    /// Metrics by key (consensus rounds store theirs under the question); bounded.
+    metrics_cache: MetricsCache,
     lifetime: Mutex<MetricsRecorder>,
     token: CancellationToken,
 }
@@ -131,7 +132,7 @@ impl ParallelAgentExecutor {
                 config,
                 agents,
                 rate,
-                metrics_cache: DashMap::new(),
+                metrics_cache: MetricsCache::new(),
                 lifetime: Mutex::new(MetricsRecorder::new()),
                 token: runtime::child_token(),
             }),
@@ -249,8 +250,10 @@ impl ParallelAgentExecutor {
         question: String,
         n_agents: usize,
     ) -> Result<ConsensusResult> {
-        if n_agents == 0 {
-            return Err(Error::InvalidArgument("n_agents must be at least 1".into()));
+        if n_agents == 0 || n_agents > MAX_CONSENSUS_AGENTS {
+            return Err(Error::InvalidArgument(format!(
+                "n_agents = {n_agents} is not in [1, {MAX_CONSENSUS_AGENTS}]"
+            )));
         }
         runtime::handle()?; // fails fast after shutdown or fork
         if self.inner.token.is_cancelled() {
@@ -269,27 +272,32 @@ impl ParallelAgentExecutor {
             out: Output::Collect(Mutex::new(Vec::new())),
             sink: Mutex::new(Sink::default()),
         });
-        let mut voters: FuturesUnordered<_> = (0..n_agents)
-            .map(|i| {
-                // Made outside the future, so a voter dropped before it was ever polled
-                // still reports (see `Call`).
-                let mut call = Call::new(Arc::clone(&job), i);
-                let semaphore = &job.inner.semaphore;
-                async move {
-                    let _permit = semaphore.acquire().await;
-                    let r = run_call(&mut call).await;
-                    call.finish(r)
-                }
-            })
-            .collect();
+        // Voters start as permits free up, so a round holds at most `max_concurrency`
+        // voters in flight, not one future per voter from the start.
+        let semaphore = &job.inner.semaphore;
+        let mut voters = FuturesUnordered::new();
+        let mut started = 0;
+        let mut permit = std::pin::pin!(semaphore.acquire());
         let threshold = self.inner.config.consensus_threshold;
         let mut tally = Tally::default();
         let mut results = Vec::with_capacity(n_agents);
         let mut early_stopped = false;
-        loop {
+        while results.len() < n_agents {
             let next = tokio::select! {
                 biased;
-                r = voters.next() => r,
+                Some(r) = voters.next(), if !voters.is_empty() => Some(r),
+                p = &mut permit, if started < n_agents => {
+                    let p = p.expect("the executor semaphore is never closed");
+                    let mut call = Call::new(Arc::clone(&job), started);
+                    started += 1;
+                    voters.push(async move {
+                        let _permit = p;
+                        let r = run_call(&mut call).await;
+                        call.finish(r)
+                    });
+                    permit.set(semaphore.acquire());
+                    continue;
+                }
                 // The executor cancelled, or the library shuts down.
                 _ = job.token.cancelled() => None,
             };
@@ -309,8 +317,10 @@ impl ParallelAgentExecutor {
                 break;
             }
         }
-        // The voters still out report `Cancelled` as they are dropped.
+        // The voters still out report `Cancelled` as they are dropped, and so do those
+        // never started (see `Call`).
         drop(voters);
+        (started..n_agents).for_each(|i| drop(Call::new(Arc::clone(&job), i)));
         if let Output::Collect(cut) = &job.out {
             results.append(&mut lock(cut));
         }
@@ -346,14 +356,17 @@ impl ParallelAgentExecutor {
         }
     }
 
-    /// Stores metrics under `key` in this executor's cache (replacing any there).
+    /// Stores metrics under `key` in this executor's cache (replacing any there). The
+    /// cache keeps the [`METRICS_CACHE_CAPACITY`](crate::metrics::cache::METRICS_CACHE_CAPACITY)
+    /// most recently stored or read keys; a long key costs a digest and a preview, not
+    /// its text.
     pub fn store_metrics(&self, key: String, metrics: ExecutionMetrics) {
-        self.inner.metrics_cache.insert(key, metrics);
+        self.inner.metrics_cache.insert(&key, metrics);
     }
 
-    /// Metrics stored under `key`, if any.
+    /// Metrics stored under `key`, if any and not yet evicted.
     pub fn get_metrics(&self, key: &str) -> Option<ExecutionMetrics> {
-        self.inner.metrics_cache.get(key).map(|m| m.clone())
+        self.inner.metrics_cache.get(key)
     }
 
     /// Metrics over every call this executor finished, across all its batches;
@@ -363,12 +376,14 @@ impl ParallelAgentExecutor {
     }
 
     /// All metrics as JSON: `{"lifetime": {...}, "by_key": {key: {...}}}`, durations in
-    /// microseconds.
+    /// microseconds. `by_key` holds the cached keys (see [`store_metrics`](Self::store_metrics)),
+    /// a key over [`METRICS_KEY_FULL_MAX`](crate::metrics::cache::METRICS_KEY_FULL_MAX)
+    /// bytes shown as `"{preview}... ({len} bytes, digest {hex})"`.
     pub fn metrics_json(&self) -> String {
         let mut by_key = serde_json::Map::new();
-        for e in self.inner.metrics_cache.iter() {
-            let v = serde_json::from_str(&e.value().to_json()).unwrap_or_default();
-            by_key.insert(e.key().clone(), v);
+        for (key, m) in self.inner.metrics_cache.entries() {
+            let v = serde_json::from_str(&m.to_json()).unwrap_or_default();
+            by_key.insert(key, v);
         }
         let lifetime: serde_json::Value =
             serde_json::from_str(&self.lifetime_metrics().to_json()).unwrap_or_default();
