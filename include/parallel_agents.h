@@ -739,8 +739,10 @@ pagent_status pagent_submit(const struct pagent_executor *executor,
 
 /**
  * Asks `n_agents` agents `question` and votes (answers normalised: trimmed, case-folded,
- * whitespace collapsed, trailing punctuation stripped; ties go to the lowest voter).
- * Blocks. Out: `*consensus`, or NULL on failure; caller owns it
+ * whitespace collapsed, trailing punctuation stripped; an answer left empty by that is
+ * no vote; ties go to the lowest voter). `n_agents` is 1 to
+ * `PAGENT_MAX_CONSENSUS_AGENTS`, else `PAGENT_ERR_INVALID_ARG`; voters start as permits
+ * free up. Blocks. Out: `*consensus`, or NULL on failure; caller owns it
  * (`pagent_consensus_free`). The round's metrics are cached under `question`.
  */
 pagent_status pagent_run_consensus(const struct pagent_executor *executor,
@@ -969,28 +971,31 @@ pagent_status pagent_results_metrics(const struct pagent_results *results,
 void pagent_results_free(struct pagent_results *results);
 
 /**
- * The winning answer as its first voter wrote it, or NULL if no call succeeded.
- * Owned by the consensus.
+ * The winning answer as its first voter wrote it, or NULL if no answer was counted (no
+ * call succeeded, or every answer was empty). Owned by the consensus.
  */
 const char *pagent_consensus_answer(const struct pagent_consensus *consensus);
 
 /**
- * Winning votes / answers counted, in [0, 1] (0 when none were counted).
+ * Winning votes / answers counted, in [0, 1] (0 when none were counted). Empty answers
+ * are not counted, so they do not lower it.
  */
 double pagent_consensus_confidence(const struct pagent_consensus *consensus);
 
 /**
- * Votes for the winning answer.
+ * Votes for the winning answer (0 if none was counted).
  */
 size_t pagent_consensus_votes(const struct pagent_consensus *consensus);
 
 /**
- * Answers counted (successful calls).
+ * Answers counted: successful calls whose answer is not empty once normalised. An answer
+ * that is empty, whitespace or punctuation only is no vote: it is neither counted here
+ * nor a candidate, so five agents answering "" reach no consensus.
  */
 size_t pagent_consensus_counted(const struct pagent_consensus *consensus);
 
 /**
- * Whether confidence reached the configured threshold.
+ * Whether confidence reached the configured threshold (never with no answer counted).
  */
 bool pagent_consensus_reached(const struct pagent_consensus *consensus);
 

@@ -162,8 +162,10 @@ pub extern "C" fn pagent_submit(
 }
 
 /// Asks `n_agents` agents `question` and votes (answers normalised: trimmed, case-folded,
-/// whitespace collapsed, trailing punctuation stripped; ties go to the lowest voter).
-/// Blocks. Out: `*consensus`, or NULL on failure; caller owns it
+/// whitespace collapsed, trailing punctuation stripped; an answer left empty by that is
+/// no vote; ties go to the lowest voter). `n_agents` is 1 to
+/// `PAGENT_MAX_CONSENSUS_AGENTS`, else `PAGENT_ERR_INVALID_ARG`; voters start as permits
+/// free up. Blocks. Out: `*consensus`, or NULL on failure; caller owns it
 /// (`pagent_consensus_free`). The round's metrics are cached under `question`.
 #[no_mangle]
 pub extern "C" fn pagent_run_consensus(
@@ -176,10 +178,10 @@ pub extern "C" fn pagent_run_consensus(
         let out = out_handle(consensus, "consensus")?;
         let exec = exec_arg(executor)?;
         let q = c_str(question, "question")?.to_owned();
-        if n_agents == 0 || n_agents > super::guard::PAGENT_MAX_BATCH {
+        if n_agents == 0 || n_agents > super::PAGENT_MAX_CONSENSUS_AGENTS {
             return Err(Failure::invalid(format!(
                 "n_agents = {n_agents} is not in [1, {}]",
-                super::guard::PAGENT_MAX_BATCH
+                super::PAGENT_MAX_CONSENSUS_AGENTS
             )));
         }
         let c = runtime::block_on(

@@ -358,8 +358,8 @@ fn with_consensus<T>(
     guard_value(f, default, || unsafe { c.as_ref() }.map(get))
 }
 
-/// The winning answer as its first voter wrote it, or NULL if no call succeeded.
-/// Owned by the consensus.
+/// The winning answer as its first voter wrote it, or NULL if no answer was counted (no
+/// call succeeded, or every answer was empty). Owned by the consensus.
 #[no_mangle]
 pub extern "C" fn pagent_consensus_answer(consensus: *const pagent_consensus) -> *const c_char {
     with_consensus(
@@ -370,7 +370,8 @@ pub extern "C" fn pagent_consensus_answer(consensus: *const pagent_consensus) ->
     )
 }
 
-/// Winning votes / answers counted, in [0, 1] (0 when none were counted).
+/// Winning votes / answers counted, in [0, 1] (0 when none were counted). Empty answers
+/// are not counted, so they do not lower it.
 #[no_mangle]
 pub extern "C" fn pagent_consensus_confidence(consensus: *const pagent_consensus) -> f64 {
     with_consensus("pagent_consensus_confidence", consensus, 0.0, |c| {
@@ -378,13 +379,15 @@ pub extern "C" fn pagent_consensus_confidence(consensus: *const pagent_consensus
     })
 }
 
-/// Votes for the winning answer.
+/// Votes for the winning answer (0 if none was counted).
 #[no_mangle]
 pub extern "C" fn pagent_consensus_votes(consensus: *const pagent_consensus) -> usize {
     with_consensus("pagent_consensus_votes", consensus, 0, |c| c.inner.votes)
 }
 
-/// Answers counted (successful calls).
+/// Answers counted: successful calls whose answer is not empty once normalised. An answer
+/// that is empty, whitespace or punctuation only is no vote: it is neither counted here
+/// nor a candidate, so five agents answering "" reach no consensus.
 #[no_mangle]
 pub extern "C" fn pagent_consensus_counted(consensus: *const pagent_consensus) -> usize {
     with_consensus("pagent_consensus_counted", consensus, 0, |c| {
@@ -392,7 +395,7 @@ pub extern "C" fn pagent_consensus_counted(consensus: *const pagent_consensus) -
     })
 }
 
-/// Whether confidence reached the configured threshold.
+/// Whether confidence reached the configured threshold (never with no answer counted).
 #[no_mangle]
 pub extern "C" fn pagent_consensus_reached(consensus: *const pagent_consensus) -> bool {
     with_consensus("pagent_consensus_reached", consensus, false, |c| {
