@@ -1261,4 +1261,40 @@ mod issue11 {
             (4, u64::MAX)
         );
     }
+
+    #[test]
+    fn the_c_and_cxx_constant_tests_use_every_constant_of_the_header() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let read = |p: &str| std::fs::read_to_string(format!("{root}/{p}")).unwrap();
+        let header = read("include/parallel_agents.h");
+        let mut names = Vec::new();
+        for line in header.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("#define ") {
+                names.extend(
+                    rest.split_whitespace()
+                        .next()
+                        .filter(|n| n.starts_with("PAGENT_")),
+                );
+            } else if line.starts_with("PAGENT_") && line.contains(" = ") {
+                names.extend(line.split_whitespace().next());
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        // 7 defines, 15 statuses, 4 outcomes at the time of writing.
+        assert!(names.len() >= 26, "{names:?}");
+        let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        for file in [
+            "examples-c/tests/constants.c",
+            "examples-c/tests/constants.cpp",
+        ] {
+            let src = read(file);
+            for n in &names {
+                let used = src.match_indices(*n).any(|(i, _)| {
+                    !src[..i].ends_with(is_ident) && !src[i + n.len()..].starts_with(is_ident)
+                });
+                assert!(used, "{file} does not use {n}");
+            }
+        }
+    }
 }
