@@ -466,7 +466,7 @@ pub struct ConsensusResult {
     pub confidence: f64,
     /// Votes for the winner.
     pub votes: usize,
-    /// Answers counted (successful calls).
+    /// Answers counted: successful calls whose answer is not empty after normalising.
     pub counted: usize,
     /// Whether `confidence >= consensus_threshold`.
     pub reached: bool,
