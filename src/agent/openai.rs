@@ -127,7 +127,8 @@ impl OpenAiOptions {
 }
 
 /// `http://` or `https://` followed by a host; no whitespace or control characters.
-pub(crate) fn check_base_url(url: &str) -> Result<()> {
+#[doc(hidden)] // public for the fuzz targets in fuzz/
+pub fn check_base_url(url: &str) -> Result<()> {
     let bad = |why: &str| invalid(format!("base_url {url:?} is not usable: {why}"));
     let rest = url
         .strip_prefix("https://")
@@ -150,7 +151,8 @@ pub(crate) fn check_base_url(url: &str) -> Result<()> {
 }
 
 /// An environment variable name: empty (no key), or without `=` and NUL.
-pub(crate) fn check_env_name(name: &str) -> Result<()> {
+#[doc(hidden)] // public for the fuzz targets in fuzz/
+pub fn check_env_name(name: &str) -> Result<()> {
     if name.contains(['=', '\0']) {
         return Err(invalid(format!(
             "api_key_env {name:?} is not a variable name (contains '=' or NUL)"
@@ -160,7 +162,8 @@ pub(crate) fn check_env_name(name: &str) -> Result<()> {
 }
 
 /// A user template must contain `{question}`.
-pub(crate) fn check_template(template: &str) -> Result<()> {
+#[doc(hidden)] // public for the fuzz targets in fuzz/
+pub fn check_template(template: &str) -> Result<()> {
     if !template.contains(QUESTION_PLACEHOLDER) {
         return Err(invalid(format!(
             "user_template {template:?} does not contain {QUESTION_PLACEHOLDER}"
@@ -170,7 +173,8 @@ pub(crate) fn check_template(template: &str) -> Result<()> {
 }
 
 /// Temperature in `[0, 2]` (NaN rejected).
-pub(crate) fn check_temperature(t: f64) -> Result<()> {
+#[doc(hidden)] // public for the fuzz targets in fuzz/
+pub fn check_temperature(t: f64) -> Result<()> {
     if !(0.0..=2.0).contains(&t) {
         return Err(invalid(format!("temperature {t} is not in [0, 2]")));
     }
@@ -178,7 +182,8 @@ pub(crate) fn check_temperature(t: f64) -> Result<()> {
 }
 
 /// `max_tokens` in `[1, 10,000,000]`.
-pub(crate) fn check_max_tokens(n: u32) -> Result<()> {
+#[doc(hidden)] // public for the fuzz targets in fuzz/
+pub fn check_max_tokens(n: u32) -> Result<()> {
     if n == 0 || n > MAX_MAX_TOKENS {
         return Err(invalid(format!(
             "max_tokens {n} is not in [1, {MAX_MAX_TOKENS}]"
@@ -188,7 +193,8 @@ pub(crate) fn check_max_tokens(n: u32) -> Result<()> {
 }
 
 /// A request timeout from 1 ms to 1 hour.
-pub(crate) fn check_request_timeout(d: Duration) -> Result<()> {
+#[doc(hidden)] // public for the fuzz targets in fuzz/
+pub fn check_request_timeout(d: Duration) -> Result<()> {
     if d < Duration::from_millis(1) || d > MAX_REQUEST_TIMEOUT {
         return Err(invalid(format!(
             "request_timeout {d:?} is not in [1 ms, 1 h]"
@@ -198,7 +204,8 @@ pub(crate) fn check_request_timeout(d: Duration) -> Result<()> {
 }
 
 /// A header name of token characters and a value of visible ASCII, spaces and tabs.
-pub(crate) fn check_header(name: &str, value: &str) -> Result<()> {
+#[doc(hidden)] // public for the fuzz targets in fuzz/
+pub fn check_header(name: &str, value: &str) -> Result<()> {
     const SEPARATORS: &str = "()<>@,;:\\\"/[]?={} \t";
     if name.is_empty()
         || !name
@@ -225,7 +232,8 @@ pub(crate) fn check_header(name: &str, value: &str) -> Result<()> {
 pub use client::OpenAiAgent;
 
 #[cfg(feature = "openai")]
-mod client {
+#[doc(hidden)] // public only so the fuzz targets in fuzz/ reach its parsers
+pub mod client {
     use std::sync::Mutex;
     use std::time::{Duration, Instant, SystemTime};
 
@@ -595,7 +603,7 @@ mod client {
     }
 
     /// `choices[0].message.content` and the usage of a 2xx body.
-    pub(super) fn parse_completion(body: &[u8]) -> std::result::Result<Answer, String> {
+    pub fn parse_completion(body: &[u8]) -> std::result::Result<Answer, String> {
         let r: ChatResponse = serde_json::from_slice(body).map_err(|e| {
             format!(
                 "malformed response body ({e}); it starts with {:?}",
@@ -621,7 +629,7 @@ mod client {
 
     /// The server's message in an error body (`{"error": {"message": ...}}` or
     /// `{"error": "..."}`, else the start of the body).
-    pub(super) fn error_message(body: &[u8]) -> String {
+    pub fn error_message(body: &[u8]) -> String {
         let v: Option<serde_json::Value> = serde_json::from_slice(body).ok();
         let from_json = v.as_ref().and_then(|v| {
             let e = v.get("error").unwrap_or(v);
@@ -655,13 +663,13 @@ mod client {
     }
 
     /// 408, 409, 429 and 5xx may succeed later (as OpenAI's own clients decide).
-    pub(super) fn retryable_status(s: StatusCode) -> bool {
+    pub fn retryable_status(s: StatusCode) -> bool {
         matches!(s.as_u16(), 408 | 409 | 429) || s.is_server_error()
     }
 
     /// The wait a server asked for: `retry-after-ms` (milliseconds), else `Retry-After`
     /// (seconds, or an HTTP date relative to `now`).
-    pub(super) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
         let secs = |s: &str| {
             s.parse::<f64>()

@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| parallel_agents_fuzz::targets::header_checks(data));
