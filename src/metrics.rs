@@ -286,10 +286,12 @@ impl MetricsRecorder {
             attempts: self.attempts,
             hedged_count: self.hedged,
             hedge_wins: self.hedge_wins,
+            // Integer division (f64 loses whole nanoseconds past about 104 days), kept
+            // in [min, max] even if the sum saturated.
             avg_duration: if ran == 0 {
                 Duration::ZERO
             } else {
-                self.sum.div_f64(ran as f64)
+                mean(self.sum, ran).max(min).min(max)
             },
             min_duration: min,
             max_duration: max,
@@ -304,6 +306,16 @@ impl MetricsRecorder {
             prompt_tokens: self.tokens.0,
             completion_tokens: self.tokens.1,
         }
+    }
+}
+
+/// `sum / n` rounded down, exactly (`n > 0`).
+fn mean(sum: Duration, n: u64) -> Duration {
+    match u32::try_from(n) {
+        Ok(n) => sum / n,
+        Err(_) => Duration::from_nanos(
+            u64::try_from(sum.as_nanos() / u128::from(n)).unwrap_or(u64::MAX),
+        ),
     }
 }
 
