@@ -733,7 +733,11 @@ pub mod client {
                 if st.0 >= 0.0 {
                     Duration::ZERO
                 } else {
-                    Duration::from_secs_f64(-st.0 / self.per_sec)
+                    // Saturates: a debt from absurd reported usage must not panic.
+                    Duration::try_from_secs_f64(-st.0 / self.per_sec)
+                        .map_or(crate::config::MAX_DURATION, |d| {
+                            d.min(crate::config::MAX_DURATION)
+                        })
                 }
             };
             if !wait.is_zero() {
