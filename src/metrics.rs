@@ -313,9 +313,9 @@ impl MetricsRecorder {
 fn mean(sum: Duration, n: u64) -> Duration {
     match u32::try_from(n) {
         Ok(n) => sum / n,
-        Err(_) => Duration::from_nanos(
-            u64::try_from(sum.as_nanos() / u128::from(n)).unwrap_or(u64::MAX),
-        ),
+        Err(_) => {
+            Duration::from_nanos(u64::try_from(sum.as_nanos() / u128::from(n)).unwrap_or(u64::MAX))
+        }
     }
 }
 
