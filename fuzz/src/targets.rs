@@ -18,12 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parallel_agents::aggregate::Tally;
-use parallel_agents::ffi::agent::*;
-use parallel_agents::ffi::config::*;
-use parallel_agents::ffi::executor::*;
-use parallel_agents::ffi::openai::*;
-use parallel_agents::ffi::results::pagent_metrics;
-use parallel_agents::ffi::status::{pagent_last_error, pagent_status, pagent_status_str};
+use parallel_agents_ffi::agent::*;
+use parallel_agents_ffi::config::*;
+use parallel_agents_ffi::executor::*;
+use parallel_agents_ffi::openai::*;
+use parallel_agents_ffi::results::pagent_metrics;
+use parallel_agents_ffi::status::{pagent_last_error, pagent_status, pagent_status_str};
 use parallel_agents::{
     deduplicate, majority_vote, normalize_answer, AgentResult, ExecutionMetrics, MetricsRecorder,
     Outcome, TokenUsage,

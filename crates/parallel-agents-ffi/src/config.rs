@@ -1,0 +1,286 @@
+//! `pagent_config`: an opaque builder for [`ParallelConfig`].
+
+use std::time::Duration;
+
+use std::sync::Arc;
+
+use super::guard::{arg, arg_mut, boxed, free_boxed, guard, out_handle, FfiResult};
+use super::status::{pagent_status, Failure};
+use parallel_agents::config::{ParallelConfig, RateLimit};
+use parallel_agents::ratelimit::RateLimiter;
+
+/// Execution settings. Create with `pagent_config_new`, adjust with the setters, pass to
+/// `pagent_executor_new` (which copies it), free with `pagent_config_free`.
+/// Not thread-safe: do not use one config from two threads at once.
+pub struct pagent_config {
+    inner: ParallelConfig,
+    shared_limiter: Option<Arc<RateLimiter>>,
+}
+
+impl pagent_config {
+    pub(crate) fn get(&self) -> &ParallelConfig {
+        &self.inner
+    }
+
+    pub(crate) fn shared_limiter(&self) -> Option<Arc<RateLimiter>> {
+        self.shared_limiter.clone()
+    }
+}
+
+/// A config with the defaults: max_concurrency 4, agent timeout 30 s, no deduplication,
+/// consensus threshold 0.6 with early stop on, no retries, no rate limit, stream buffer
+/// 64, no hedging, no error budget. Caller owns it and must call `pagent_config_free`. Returns NULL only if out of
+/// memory (the process aborts first in practice).
+#[no_mangle]
+pub extern "C" fn pagent_config_new() -> *mut pagent_config {
+    boxed(pagent_config {
+        inner: ParallelConfig::default(),
+        shared_limiter: None,
+    })
+}
+
+/// Frees a config. NULL is a no-op. Executors made from it keep their own copy.
+#[no_mangle]
+pub extern "C" fn pagent_config_free(config: *mut pagent_config) {
+    let _ = guard("pagent_config_free", || {
+        free_boxed(config);
+        Ok(pagent_status::PAGENT_OK)
+    });
+}
+
+/// Applies `change` to a copy, validates it, and keeps it only if valid.
+fn set(
+    function: &str,
+    config: *mut pagent_config,
+    change: impl FnOnce(&mut ParallelConfig) -> Result<(), Failure>,
+) -> pagent_status {
+    guard(function, || -> FfiResult {
+        let c = arg_mut(config, "config")?;
+        let mut next = c.inner.clone();
+        change(&mut next)?;
+        next.validate().map_err(parallel_agents::Error::from)?;
+        c.inner = next;
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Calls of one executor in flight at once, across its batches; 1 to 10,000,000.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_max_concurrency(
+    config: *mut pagent_config,
+    max_concurrency: usize,
+) -> pagent_status {
+    set("pagent_config_set_max_concurrency", config, |c| {
+        c.max_concurrency = max_concurrency;
+        Ok(())
+    })
+}
+
+/// Limit on each attempt of each call, in ms; 1 ms to 30 days.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_agent_timeout_ms(
+    config: *mut pagent_config,
+    timeout_ms: u64,
+) -> pagent_status {
+    set("pagent_config_set_agent_timeout_ms", config, |c| {
+        c.agent_timeout = Duration::from_millis(timeout_ms);
+        Ok(())
+    })
+}
+
+/// Whether `pagent_execute` drops results whose normalised answer was already seen (the
+/// first is kept; failures are always kept). Streams are never deduplicated.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_deduplicate(
+    config: *mut pagent_config,
+    deduplicate: bool,
+) -> pagent_status {
+    set("pagent_config_set_deduplicate", config, |c| {
+        c.deduplicate_results = deduplicate;
+        Ok(())
+    })
+}
+
+/// Fraction of counted votes the winner needs for consensus, in [0, 1]; NaN is rejected.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_consensus_threshold(
+    config: *mut pagent_config,
+    threshold: f64,
+) -> pagent_status {
+    set("pagent_config_set_consensus_threshold", config, |c| {
+        c.consensus_threshold = threshold;
+        Ok(())
+    })
+}
+
+/// Whether a consensus round stops (cancelling the rest) once the outstanding calls can
+/// no longer change the winner or the reached/not-reached verdict.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_consensus_early_stop(
+    config: *mut pagent_config,
+    early_stop: bool,
+) -> pagent_status {
+    set("pagent_config_set_consensus_early_stop", config, |c| {
+        c.consensus_early_stop = early_stop;
+        Ok(())
+    })
+}
+
+/// Retries after a retryable failure; 0 to 100.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_max_retries(
+    config: *mut pagent_config,
+    max_retries: u32,
+) -> pagent_status {
+    set("pagent_config_set_max_retries", config, |c| {
+        c.retry.max_retries = max_retries;
+        Ok(())
+    })
+}
+
+/// Backoff before retry k: uniform in [0, min(cap_ms, base_ms * 2^(k-1))] ("full jitter").
+/// Requires base_ms <= cap_ms <= 30 days.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_retry_backoff_ms(
+    config: *mut pagent_config,
+    base_ms: u64,
+    cap_ms: u64,
+) -> pagent_status {
+    set("pagent_config_set_retry_backoff_ms", config, |c| {
+        c.retry.backoff_base = Duration::from_millis(base_ms);
+        c.retry.backoff_cap = Duration::from_millis(cap_ms);
+        Ok(())
+    })
+}
+
+/// Whether a timed-out attempt is retried (default: no).
+#[no_mangle]
+pub extern "C" fn pagent_config_set_retry_timeouts(
+    config: *mut pagent_config,
+    retry_timeouts: bool,
+) -> pagent_status {
+    set("pagent_config_set_retry_timeouts", config, |c| {
+        c.retry.retry_timeouts = retry_timeouts;
+        Ok(())
+    })
+}
+
+/// Limits call starts (every attempt) to `per_second` on average with up to `burst` at
+/// once. `per_second == 0` removes the limit; otherwise it must be in [1/2592000 (one
+/// start per 30 days), 1e9] and `burst >= 1` (any larger burst is fine), or the call
+/// fails with `PAGENT_ERR_CONFIG` naming `rate_limit` and the config is unchanged.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_rate_limit(
+    config: *mut pagent_config,
+    per_second: f64,
+    burst: u32,
+) -> pagent_status {
+    set("pagent_config_set_rate_limit", config, |c| {
+        c.rate_limit = (per_second != 0.0).then_some(RateLimit { per_second, burst });
+        Ok(())
+    })
+}
+
+/// How far a `pagent_submit` batch runs ahead of a slow consumer: it holds at most
+/// `buffer + max_concurrency` results not yet taken (running, or finished and waiting)
+/// and starts no call past that; 1 to 10,000,000.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_stream_buffer(
+    config: *mut pagent_config,
+    buffer: usize,
+) -> pagent_status {
+    set("pagent_config_set_stream_buffer", config, |c| {
+        c.stream_buffer = buffer;
+        Ok(())
+    })
+}
+
+/// Straggler hedging: once a call has run `after_ms` (0: no fixed delay), or past the
+/// batch's observed p95 when `after_p95` is true (whichever comes first), start one
+/// duplicate call and take whichever answers first; the other is cancelled. Both off
+/// (0, false) disables it. Counted in `pagent_metrics.hedged_count` / `hedge_wins`.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_hedge(
+    config: *mut pagent_config,
+    after_ms: u64,
+    after_p95: bool,
+) -> pagent_status {
+    set("pagent_config_set_hedge", config, |c| {
+        c.hedge.after = (after_ms != 0).then(|| Duration::from_millis(after_ms));
+        c.hedge.after_p95 = after_p95;
+        Ok(())
+    })
+}
+
+/// Error budget: once more than `max_errors` calls of a batch have failed or timed out,
+/// the batch cancels what still runs (`pagent_batch_budget_exceeded` then says so, and
+/// the cancelled results' error says why). `SIZE_MAX` (the default) means no budget.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_max_errors(
+    config: *mut pagent_config,
+    max_errors: usize,
+) -> pagent_status {
+    set("pagent_config_set_max_errors", config, |c| {
+        c.max_errors = (max_errors != usize::MAX).then_some(max_errors);
+        Ok(())
+    })
+}
+
+/// A rate limit that several executors share: their calls start, together, at most
+/// `per_second` on average with up to `burst` at once. Attach with
+/// `pagent_config_set_shared_rate_limiter`. Thread-safe.
+pub struct pagent_rate_limiter {
+    inner: Arc<RateLimiter>,
+}
+
+/// Makes a shared rate limiter; `per_second` in [1/2592000, 1e9] and `burst >= 1`, as for
+/// `pagent_config_set_rate_limit` (else `PAGENT_ERR_CONFIG`). Out: the new limiter, or
+/// NULL. Caller owns it (`pagent_rate_limiter_free`); executors using it keep their own
+/// reference.
+#[no_mangle]
+pub extern "C" fn pagent_rate_limiter_new(
+    per_second: f64,
+    burst: u32,
+    out: *mut *mut pagent_rate_limiter,
+) -> pagent_status {
+    guard("pagent_rate_limiter_new", || -> FfiResult {
+        let out = out_handle(out, "out")?;
+        let limit = RateLimit { per_second, burst };
+        let check = ParallelConfig {
+            rate_limit: Some(limit.clone()),
+            ..Default::default()
+        };
+        check.validate().map_err(parallel_agents::Error::from)?;
+        *out = boxed(pagent_rate_limiter {
+            inner: Arc::new(RateLimiter::new(limit)),
+        });
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Frees the caller's reference to a limiter. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn pagent_rate_limiter_free(limiter: *mut pagent_rate_limiter) {
+    let _ = guard("pagent_rate_limiter_free", || {
+        free_boxed(limiter);
+        Ok(pagent_status::PAGENT_OK)
+    });
+}
+
+/// Makes executors created from this config share `limiter` (replacing any
+/// `pagent_config_set_rate_limit`); NULL detaches it. The config keeps a reference.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_shared_rate_limiter(
+    config: *mut pagent_config,
+    limiter: *const pagent_rate_limiter,
+) -> pagent_status {
+    guard("pagent_config_set_shared_rate_limiter", || -> FfiResult {
+        let c = arg_mut(config, "config")?;
+        c.shared_limiter = if limiter.is_null() {
+            None
+        } else {
+            Some(Arc::clone(&arg(limiter, "limiter")?.inner))
+        };
+        Ok(pagent_status::PAGENT_OK)
+    })
+}

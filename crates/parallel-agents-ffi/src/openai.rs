@@ -1,0 +1,293 @@
+//! `pagent_openai_options` and `pagent_agent_openai`: an agent that asks an
+//! OpenAI-compatible chat-completions endpoint over HTTP (see `parallel_agents::agent::openai`).
+//!
+//! The functions exist in every build, so the header is the same; a library built
+//! without the `openai` feature makes no such agent (`pagent_agent_openai` then returns
+//! `PAGENT_ERR_INVALID_ARG`).
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::agent::pagent_agent;
+use super::guard::{arg, arg_mut, boxed, c_str, free_boxed, guard, out_handle, FfiResult};
+use super::status::{pagent_status, Failure};
+use parallel_agents::agent::openai::{self as oa, OpenAiOptions};
+
+/// Settings of an OpenAI-compatible HTTP agent. Create with `pagent_openai_options_new`,
+/// change with the setters (each validates its value and keeps the old one on failure),
+/// pass to `pagent_agent_openai` (which copies them), free with
+/// `pagent_openai_options_free`. Not thread-safe: do not use one from two threads at once.
+pub struct pagent_openai_options {
+    inner: OpenAiOptions,
+}
+
+/// Options with the defaults: base URL `https://api.openai.com/v1`, model `gpt-4o-mini`,
+/// API key from the environment variable `OPENAI_API_KEY`, no system prompt, user template
+/// `{question}`, temperature 0, max tokens 256, no extra headers, request timeout 60 s, no
+/// tokens-per-minute budget. Caller owns it and must call `pagent_openai_options_free`.
+/// Returns NULL only if out of memory (the process aborts first in practice).
+#[no_mangle]
+pub extern "C" fn pagent_openai_options_new() -> *mut pagent_openai_options {
+    boxed(pagent_openai_options {
+        inner: OpenAiOptions::default(),
+    })
+}
+
+/// Frees options. NULL is a no-op. Agents made from them keep their own copy.
+#[no_mangle]
+pub extern "C" fn pagent_openai_options_free(options: *mut pagent_openai_options) {
+    let _ = guard("pagent_openai_options_free", || {
+        free_boxed(options);
+        Ok(pagent_status::PAGENT_OK)
+    });
+}
+
+/// Applies `change` to the options if it succeeds.
+fn set(
+    function: &str,
+    options: *mut pagent_openai_options,
+    change: impl FnOnce(&mut OpenAiOptions) -> Result<(), Failure>,
+) -> pagent_status {
+    guard(function, || -> FfiResult {
+        let o = arg_mut(options, "options")?;
+        let mut next = o.inner.clone();
+        change(&mut next)?;
+        o.inner = next;
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// Base URL of the API, e.g. `"https://api.openai.com/v1"` or `"http://127.0.0.1:8080/v1"`;
+/// calls POST to `{base_url}/chat/completions`. Copied. A URL that is not `http://` or
+/// `https://` with a host (or has whitespace, a query or a fragment) returns
+/// `PAGENT_ERR_INVALID_ARG`.
+#[no_mangle]
+pub extern "C" fn pagent_openai_options_set_base_url(
+    options: *mut pagent_openai_options,
+    base_url: *const c_char,
+) -> pagent_status {
+    set("pagent_openai_options_set_base_url", options, |o| {
+        let url = c_str(base_url, "base_url")?;
+        oa::check_base_url(url)?;
+        o.base_url = url.to_owned();
+        Ok(())
+    })
+}
+
+/// The model to ask, e.g. `"gpt-4o-mini"`; not empty. Copied.
+#[no_mangle]
+pub extern "C" fn pagent_openai_options_set_model(
+    options: *mut pagent_openai_options,
+    model: *const c_char,
+) -> pagent_status {
+    set("pagent_openai_options_set_model", options, |o| {
+        let m = c_str(model, "model")?;
+        if m.trim().is_empty() {
+            return Err(Failure::invalid("model is empty"));
+        }
+        o.model = m.to_owned();
+        Ok(())
+    })
+}
+
+/// Name of the environment variable that holds the API key, e.g. `"OPENAI_API_KEY"`
+/// (the default). It is read once, by `pagent_agent_openai`. `""`: send no key (local
+/// servers); an unset or empty variable sends none either. The key is sent only in the
+/// `Authorization` header and never appears in results, errors, metrics or logs.
+#[no_mangle]
+pub extern "C" fn pagent_openai_options_set_api_key_env(
+    options: *mut pagent_openai_options,
+    variable: *const c_char,
+) -> pagent_status {
+    set("pagent_openai_options_set_api_key_env", options, |o| {
+        let v = c_str(variable, "variable")?;
+        oa::check_env_name(v)?;
+        o.api_key_env = v.to_owned();
+        Ok(())
+    })
+}
+
+/// System message sent before each question; NULL or `""` sends none. Copied.
+#[no_mangle]
+pub extern "C" fn pagent_openai_options_set_system_prompt(
+    options: *mut pagent_openai_options,
+    system_prompt: *const c_char,
+) -> pagent_status {
+    set("pagent_openai_options_set_system_prompt", options, |o| {
+        o.system_prompt = if system_prompt.is_null() {
+            None
+        } else {
+            Some(c_str(system_prompt, "system_prompt")?.to_owned()).filter(|s| !s.is_empty())
+        };
+        Ok(())
+    })
+}
+
+/// The user message; every `{question}` in it is replaced by the question, e.g.
+/// `"Answer in one word: {question}"`. A template without `{question}` returns
+/// `PAGENT_ERR_INVALID_ARG`. Copied.
+#[no_mangle]
+pub extern "C" fn pagent_openai_options_set_user_template(
+    options: *mut pagent_openai_options,
+    user_template: *const c_char,
+) -> pagent_status {
+    set("pagent_openai_options_set_user_template", options, |o| {
+        let t = c_str(user_template, "user_template")?;
+        oa::check_template(t)?;
+        o.user_template = t.to_owned();
+        Ok(())
+    })
+}
+
+/// Sampling temperature, in [0, 2]; NaN is rejected.
+#[no_mangle]
+pub extern "C" fn pagent_openai_options_set_temperature(
+    options: *mut pagent_openai_options,
+    temperature: f64,
+) -> pagent_status {
+    set("pagent_openai_options_set_temperature", options, |o| {
+        oa::check_temperature(temperature)?;
+        o.temperature = temperature;
+        Ok(())
+    })
+}
+
+/// Upper bound on completion tokens per call, 1 to 10,000,000.
+#[no_mangle]
+pub extern "C" fn pagent_openai_options_set_max_tokens(
+    options: *mut pagent_openai_options,
+    max_tokens: u32,
+) -> pagent_status {
+    set("pagent_openai_options_set_max_tokens", options, |o| {
+        oa::check_max_tokens(max_tokens)?;
+        o.max_tokens = max_tokens;
+        Ok(())
+    })
+}
+
+/// Adds a header sent with every request (e.g. for a gateway); may be called repeatedly,
+/// up to 64 headers. The name must be an HTTP token, the value visible ASCII, spaces and
+/// tabs. Both copied. The value is treated as a secret: error messages never repeat it.
+#[no_mangle]
+pub extern "C" fn pagent_openai_options_add_header(
+    options: *mut pagent_openai_options,
+    name: *const c_char,
+    value: *const c_char,
+) -> pagent_status {
+    set("pagent_openai_options_add_header", options, |o| {
+        let n = c_str(name, "name")?;
+        let v = c_str(value, "value")?;
+        oa::check_header(n, v)?;
+        if o.headers.len() >= oa::MAX_HEADERS {
+            return Err(Failure::invalid(format!(
+                "more than {} extra headers",
+                oa::MAX_HEADERS
+            )));
+        }
+        o.headers.push((n.to_owned(), v.to_owned()));
+        Ok(())
+    })
+}
+
+/// Limit on each HTTP request (connect, send, read the whole body), in ms; 1 ms to one
+/// hour. A request past it fails with a retryable error. The executor's agent timeout
+/// (`pagent_config_set_agent_timeout_ms`) bounds each attempt as well.
+#[no_mangle]
+pub extern "C" fn pagent_openai_options_set_request_timeout_ms(
+    options: *mut pagent_openai_options,
+    timeout_ms: u64,
+) -> pagent_status {
+    set(
+        "pagent_openai_options_set_request_timeout_ms",
+        options,
+        |o| {
+            let d = Duration::from_millis(timeout_ms);
+            oa::check_request_timeout(d)?;
+            o.request_timeout = d;
+            Ok(())
+        },
+    )
+}
+
+/// Tokens-per-minute budget of the agent, beside the executor's request-rate limit: each
+/// call reserves an estimate (prompt bytes / 4 + max tokens) before it starts and settles
+/// with the usage the server reports. 0 turns the budget off (the default).
+#[no_mangle]
+pub extern "C" fn pagent_openai_options_set_tokens_per_minute(
+    options: *mut pagent_openai_options,
+    tokens_per_minute: u64,
+) -> pagent_status {
+    set(
+        "pagent_openai_options_set_tokens_per_minute",
+        options,
+        |o| {
+            o.tokens_per_minute = (tokens_per_minute > 0).then_some(tokens_per_minute);
+            Ok(())
+        },
+    )
+}
+
+/// Makes an agent that asks an OpenAI-compatible chat-completions endpoint, one HTTP
+/// request per call over a pooled keep-alive client (HTTP/2 where a TLS server offers
+/// it; TLS by rustls). The answer is `choices[0].message.content`; token usage is
+/// recorded on each result (`pagent_result_prompt_tokens`, ...) and summed in metrics.
+/// HTTP 408/409/429/5xx, timeouts and connection errors are retryable (set retries with
+/// `pagent_config_set_max_retries`) and honour `Retry-After` / `retry-after-ms`; other
+/// statuses fail at once with the server's message. `options` NULL: the defaults.
+/// Reads the API key from the environment now. Returns `PAGENT_ERR_INVALID_ARG` if the
+/// library was built without the `openai` feature. Out: the new agent, or NULL. Caller
+/// owns it (`pagent_agent_free`).
+#[no_mangle]
+pub extern "C" fn pagent_agent_openai(
+    options: *const pagent_openai_options,
+    out: *mut *mut pagent_agent,
+) -> pagent_status {
+    guard("pagent_agent_openai", || -> FfiResult {
+        let out = out_handle(out, "out")?;
+        let opts = if options.is_null() {
+            OpenAiOptions::default()
+        } else {
+            arg(options, "options")?.inner.clone()
+        };
+        let agent = openai_agent(opts)?;
+        *out = boxed(pagent_agent { agent });
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+#[cfg(feature = "openai")]
+fn openai_agent(opts: OpenAiOptions) -> Result<std::sync::Arc<dyn parallel_agents::Agent>, Failure> {
+    Ok(std::sync::Arc::new(parallel_agents::agent::OpenAiAgent::new(opts)?))
+}
+
+#[cfg(not(feature = "openai"))]
+fn openai_agent(opts: OpenAiOptions) -> Result<std::sync::Arc<dyn parallel_agents::Agent>, Failure> {
+    opts.validate()?;
+    Err(Failure::invalid(
+        "built without openai support (this build of parallel-agents has the `openai` feature off)",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::pagent_agent_free;
+
+    #[test]
+    fn the_agent_exists_in_every_build() {
+        let o = pagent_openai_options_new();
+        let mut agent: *mut pagent_agent = std::ptr::null_mut();
+        let st = pagent_agent_openai(o, &mut agent);
+        if cfg!(feature = "openai") {
+            assert_eq!(st, pagent_status::PAGENT_OK);
+            assert!(!agent.is_null());
+        } else {
+            assert_eq!(st, pagent_status::PAGENT_ERR_INVALID_ARG);
+            assert!(agent.is_null());
+            let e = unsafe { std::ffi::CStr::from_ptr(crate::status::pagent_last_error()) };
+            assert!(e.to_string_lossy().contains("built without openai support"));
+        }
+        pagent_agent_free(agent);
+        pagent_openai_options_free(o);
+    }
+}

@@ -1,0 +1,142 @@
+//! Status codes, the thread-local last error, and version.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+
+use parallel_agents::error::Error;
+
+/// What a library call returned. Numbers are fixed forever; new codes get new numbers.
+///
+/// Values below 100 are not failures: `PAGENT_OK`, `PAGENT_DONE` (a stream has no more
+/// results), `PAGENT_WAIT_TIMEOUT` (nothing arrived in time; try again). Every value from
+/// 100 up is a failure, and `pagent_last_error()` then describes it.
+#[allow(non_camel_case_types)]
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum pagent_status {
+    /// Success.
+    PAGENT_OK = 0,
+    /// The batch has handed out every result.
+    PAGENT_DONE = 1,
+    /// The wait ended before a result (or the whole batch) was ready.
+    PAGENT_WAIT_TIMEOUT = 2,
+    /// A required pointer argument was NULL.
+    PAGENT_ERR_NULL = 100,
+    /// An argument is out of range or unusable (zero sizes, absurd timeouts, ...).
+    PAGENT_ERR_INVALID_ARG = 101,
+    /// A string argument is not valid UTF-8.
+    PAGENT_ERR_UTF8 = 102,
+    /// A configuration value was rejected; the message names the field.
+    PAGENT_ERR_CONFIG = 103,
+    /// No such entry (metrics key, unfinished batch's metrics).
+    PAGENT_ERR_NOT_FOUND = 104,
+    /// The pending call was already completed, or is no longer waited for (it timed
+    /// out or was cancelled). Harmless.
+    PAGENT_ERR_STALE = 105,
+    /// A blocking call was made from a library thread (e.g. inside an agent callback).
+    PAGENT_ERR_REENTRANT = 110,
+    /// The library has been shut down with `pagent_shutdown`.
+    PAGENT_ERR_SHUTDOWN = 111,
+    /// The library was started before `fork()`; it cannot run in the child.
+    PAGENT_ERR_FORKED = 112,
+    /// The runtime could not be started or configured.
+    PAGENT_ERR_RUNTIME = 113,
+    /// A Python error (import, attribute, interpreter), or Python support not built in.
+    PAGENT_ERR_PYTHON = 120,
+    /// A panic inside the library was caught at the boundary. A bug: please report it.
+    PAGENT_ERR_PANIC = 199,
+}
+
+use pagent_status::*;
+
+/// A failed library call: its status and message.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub status: pagent_status,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(status: pagent_status, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn null(arg: &str) -> Self {
+        Self::new(PAGENT_ERR_NULL, format!("{arg} is NULL"))
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(PAGENT_ERR_INVALID_ARG, message)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::Config(_) => PAGENT_ERR_CONFIG,
+            Error::InvalidArgument(_) => PAGENT_ERR_INVALID_ARG,
+            Error::Reentrant(_) => PAGENT_ERR_REENTRANT,
+            Error::Shutdown => PAGENT_ERR_SHUTDOWN,
+            Error::Forked => PAGENT_ERR_FORKED,
+            Error::Runtime(_) => PAGENT_ERR_RUNTIME,
+            Error::NotFound(_) => PAGENT_ERR_NOT_FOUND,
+            Error::Python(_) => PAGENT_ERR_PYTHON,
+        };
+        Self::new(status, e.to_string())
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Records `message` as this thread's last error, prefixed with the function's name.
+pub(crate) fn set_last_error(function: &str, message: &str) {
+    let text = format!("{function}: {message}").replace('\0', "\u{fffd}");
+    let c = CString::new(text).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// The message of the last failed call on the calling thread ("" if none yet).
+///
+/// Owned by the library; valid until the next failing call on this thread. Copy it if you
+/// need it longer. Never NULL.
+#[no_mangle]
+pub extern "C" fn pagent_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
+}
+
+/// A static, human-readable name for a status, e.g. `"PAGENT_ERR_NULL"`. Any integer may
+/// be passed; unknown values give `"PAGENT_UNKNOWN_STATUS"`. Never NULL, never freed.
+#[no_mangle]
+pub extern "C" fn pagent_status_str(status: u32) -> *const c_char {
+    let s: &'static CStr = match status {
+        0 => c"PAGENT_OK",
+        1 => c"PAGENT_DONE",
+        2 => c"PAGENT_WAIT_TIMEOUT",
+        100 => c"PAGENT_ERR_NULL",
+        101 => c"PAGENT_ERR_INVALID_ARG",
+        102 => c"PAGENT_ERR_UTF8",
+        103 => c"PAGENT_ERR_CONFIG",
+        104 => c"PAGENT_ERR_NOT_FOUND",
+        105 => c"PAGENT_ERR_STALE",
+        110 => c"PAGENT_ERR_REENTRANT",
+        111 => c"PAGENT_ERR_SHUTDOWN",
+        112 => c"PAGENT_ERR_FORKED",
+        113 => c"PAGENT_ERR_RUNTIME",
+        120 => c"PAGENT_ERR_PYTHON",
+        199 => c"PAGENT_ERR_PANIC",
+        _ => c"PAGENT_UNKNOWN_STATUS",
+    };
+    s.as_ptr()
+}
+
+/// The library version, e.g. `"0.1.0"`. Static; never freed.
+#[no_mangle]
+pub extern "C" fn pagent_version() -> *const c_char {
+    const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    V.as_ptr().cast()
+}
