@@ -42,6 +42,21 @@
 #define PAGENT_METRICS_CACHE_CAPACITY 1024
 
 /**
+ * The library's major version (see `pagent_version()` for the whole string).
+ */
+#define PAGENT_VERSION_MAJOR 0
+
+/**
+ * The library's minor version.
+ */
+#define PAGENT_VERSION_MINOR 1
+
+/**
+ * The library's patch version.
+ */
+#define PAGENT_VERSION_PATCH 0
+
+/**
  * Return value of a `pagent_answer_fn`: the answer was set with `pagent_reply_set_answer`.
  */
 #define PAGENT_CALLBACK_OK 0

@@ -33,6 +33,13 @@ pub const PAGENT_MAX_CONSENSUS_AGENTS: usize = 100_000;
 /// `pagent_executor_metrics_json` as `"{preview}... ({len} bytes, digest {hex})"`.
 pub const PAGENT_METRICS_CACHE_CAPACITY: usize = 1024;
 
+/// The library's major version (see `pagent_version()` for the whole string).
+pub const PAGENT_VERSION_MAJOR: u32 = 0;
+/// The library's minor version.
+pub const PAGENT_VERSION_MINOR: u32 = 1;
+/// The library's patch version.
+pub const PAGENT_VERSION_PATCH: u32 = 0;
+
 // The C names of Rust limits: literals (so the header has plain numbers), checked here.
 const _: () = {
     assert!(PAGENT_MAX_CONSENSUS_AGENTS == parallel_agents::config::MAX_CONSENSUS_AGENTS);
