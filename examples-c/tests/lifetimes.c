@@ -403,8 +403,9 @@ static void cancelled_callbacks_stop(void) {
   /* Calls already holding a thread may still begin; nothing queued behind them does. */
   EXPECT(after - at_cancel <= C);
   EXPECT(atomic_load(&most_running) <= C);
-  /* Host thread + workers + the callback threads + the runtime's few helpers. */
-  EXPECT(threads_mid > 0 && threads_mid <= 1 + 2 + C + 8);
+  /* Host and reader threads + workers + the callback threads + a few helpers (the
+   * runtime's, a sanitizer's); unbounded, this was about 500. */
+  EXPECT(threads_mid > 0 && threads_mid <= 2 + 2 + C + 16);
   free_questions(qs, N);
   EXPECT_STATUS(pagent_shutdown(2000), PAGENT_OK);
 }
