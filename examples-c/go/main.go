@@ -9,8 +9,7 @@
 package main
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo LDFLAGS: -lparallel_agents -lpthread -ldl -lm
+#cgo pkg-config: parallel_agents
 #include <stdint.h>
 #include <stdlib.h>
 #include "parallel_agents.h"

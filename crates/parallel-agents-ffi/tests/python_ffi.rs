@@ -22,10 +22,10 @@ fn last_error() -> String {
 
 fn target(callable: &str) -> CString {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("VIRTUAL_ENV").is_none() && dir.join(".venv").is_dir() {
-        std::env::set_var("VIRTUAL_ENV", dir.join(".venv"));
+    if std::env::var_os("VIRTUAL_ENV").is_none() && dir.join("../../.venv").is_dir() {
+        std::env::set_var("VIRTUAL_ENV", dir.join("../../.venv"));
     }
-    let file = dir.join("tests/python/dspy_agents.py");
+    let file = dir.join("../parallel-agents/tests/python/dspy_agents.py");
     CString::new(format!("{}:{callable}", file.display())).unwrap()
 }
 

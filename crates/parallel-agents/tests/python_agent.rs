@@ -26,7 +26,7 @@ fn setup() -> MutexGuard<'static, ()> {
     static ENV: Once = Once::new();
     static SERIAL: Mutex<()> = Mutex::new(());
     ENV.call_once(|| {
-        let venv = manifest_dir().join(".venv");
+        let venv = manifest_dir().join("../../.venv");
         if std::env::var_os("VIRTUAL_ENV").is_none() && venv.is_dir() {
             std::env::set_var("VIRTUAL_ENV", &venv);
         }
