@@ -25,13 +25,15 @@ TARGET=$ROOT/target/bench-openai
 OUT=$TARGET/out
 mkdir -p "$OUT"
 
-echo "==> building (release, feature openai only) into $TARGET"
-cargo build --release --quiet --no-default-features --features openai \
-  --lib --bin mock-llm --target-dir "$TARGET"
-LIB=$TARGET/release
-cc -O2 -std=c11 -Wall -Wextra -Werror -I"$ROOT/include" -o "$OUT/c_openai_bench" \
-  "$ROOT/bench/openai/c_openai_bench.c" -L"$LIB" -lparallel_agents -Wl,-rpath,"$LIB" \
-  -lpthread -ldl -lm
+echo "==> building and installing (release, feature openai only) under $TARGET/stage"
+cargo build --release --quiet -p mock-llm
+CARGO_TARGET_DIR="$TARGET" cargo run --release --quiet -p xtask -- \
+  install --prefix "$TARGET/stage" --features openai
+export PKG_CONFIG_PATH="$TARGET/stage/lib/pkgconfig"
+cc -O2 -std=c11 -Wall -Wextra -Werror -o "$OUT/c_openai_bench" \
+  "$ROOT/bench/openai/c_openai_bench.c" $(pkg-config --cflags --libs parallel_agents) \
+  -Wl,-rpath,"$TARGET/stage/lib"
+LIB=$ROOT/target/release
 
 echo "==> mock-llm on 127.0.0.1, latency ${LATENCY_MS} ms"
 "$LIB/mock-llm" --port 0 --latency-ms "$LATENCY_MS" --max-seconds 1800 --quiet >"$OUT/port" &

@@ -6,8 +6,8 @@ with the same number of threads. Each measured time is printed beside its ideal,
 ceil(N / C) * 100 ms, and as key=value lines. Printed, not asserted; exits non-zero only
 if an answer is lost or wrong.
 
-    cargo build --release --lib
-    .venv/bin/python bench/python/ours_vs_dspy.py [--lib target/release/libparallel_agents.so]
+    cargo build --release -p parallel-agents-ffi
+    .venv/bin/python bench/python/ours_vs_dspy.py [--lib target/release/libparallel_agents_ffi.so]
 """
 
 import argparse
@@ -94,7 +94,7 @@ def run_dspy(n, c):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--lib", default=os.path.join(HERE, "../../target/release/libparallel_agents.so"))
+    ap.add_argument("--lib", default=os.path.join(HERE, "../../target/release/libparallel_agents_ffi.so"))
     ap.add_argument("--cases", default="160x16,640x64")
     a = ap.parse_args()
     lib = Lib(os.path.abspath(a.lib))

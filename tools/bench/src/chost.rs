@@ -1,6 +1,6 @@
-//! The C bench host, `bench/c_overhead.c`: compiled with `cc` against the library's
-//! shared object next to this binary (`target/<profile>/libparallel_agents.so`) and
-//! run as a child process that prints `key=value` lines.
+//! The C bench host, `bench/c_overhead.c`: compiled with `cc` the way a user's program
+//! is, against the library installed (by `xtask install`) under `<profile>/bench-c/stage`
+//! and found with pkg-config, then run as a child process that prints `key=value` lines.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,77 +23,73 @@ pub enum Unavailable {
 }
 
 impl CHost {
-    /// Compiles `bench/c_overhead.c` from `repo` against the library in `lib_dir`, into
-    /// `out_dir`. Tries a plain link first; if that fails, adds libpython's flags from
-    /// `python3-config --embed --ldflags` (for a library built with the `python` feature
-    /// whose libpython the linker cannot find on its own).
-    ///
-    /// With `may_build` (a full run started by cargo), first asks cargo to build the
-    /// library's artifacts: `cargo run --bin bench` builds the Rust library only, not the
-    /// shared object. In any case a shared object older than the Rust library beside it
-    /// is stale (built from older sources) and not used.
+    /// Installs the library of `profile_dir` (`target/<profile>`) under
+    /// `out_dir/stage` and compiles `bench/c_overhead.c` from `repo` against it, into
+    /// `out_dir`. With `may_build` (a full run started by cargo), the install builds the
+    /// library first (`cargo run -p bench` builds only what the bench links, not the
+    /// shared object); otherwise it takes what `profile_dir` holds.
     pub fn build(
         repo: &Path,
-        lib_dir: &Path,
+        profile_dir: &Path,
         out_dir: &Path,
         may_build: bool,
     ) -> Result<CHost, Unavailable> {
-        if may_build {
-            build_library(repo)?;
-        }
-        let lib = lib_dir.join("libparallel_agents.so");
-        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let Some(so_time) = modified(&lib) else {
-            return Err(Unavailable::Skipped(format!(
-                "{} not found (run `cargo build --release` first)",
-                lib.display()
-            )));
-        };
-        if let Some(rlib_time) = modified(&lib_dir.join("libparallel_agents.rlib")) {
-            if so_time + Duration::from_secs(5) < rlib_time {
-                return Err(Unavailable::Skipped(format!(
-                    "{} is older than the Rust library (run `cargo build --release` first)",
-                    lib.display()
-                )));
-            }
-        }
         if Command::new("cc").arg("--version").output().is_err() {
             return Err(Unavailable::Skipped("no C compiler (`cc`) on PATH".into()));
         }
-        std::fs::create_dir_all(out_dir)
-            .map_err(|e| Unavailable::Broken(format!("{}: {e}", out_dir.display())))?;
-        let exe = out_dir.join("c_overhead");
-        let compile = |extra: &[String]| {
-            let mut cmd = Command::new("cc");
-            cmd.args(["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"])
-                .arg("-I")
-                .arg(repo.join("include"))
-                .arg(repo.join("bench/c_overhead.c"))
-                .arg("-o")
-                .arg(&exe)
-                .arg("-L")
-                .arg(lib_dir)
-                .arg("-lparallel_agents")
-                .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
-                .args(extra);
-            sys::run_with_limit(&mut cmd, Duration::from_secs(120))
+        let stage = out_dir.join("stage");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_owned(),
+            Some(p) => p.to_owned(),
         };
-        let first = compile(&[]).map_err(|e| Unavailable::Broken(format!("cc: {e}")))?;
-        if first.ok() {
-            return Ok(CHost { exe });
-        }
-        let python = python_ldflags();
-        if !python.is_empty() {
-            if let Ok(second) = compile(&python) {
-                if second.ok() {
-                    return Ok(CHost { exe });
-                }
+        let build = may_build && std::env::var_os("CARGO").is_some();
+        xtask::install::install(&xtask::install::Options {
+            prefix: stage.clone(),
+            profile: profile.clone(),
+            features: None,
+            build,
+        })
+        .map_err(|e| {
+            if build {
+                Unavailable::Broken(format!("xtask install: {e}"))
+            } else {
+                Unavailable::Skipped(format!(
+                    "{e} (run `cargo build --profile {profile} -p parallel-agents-ffi` first)"
+                ))
             }
+        })?;
+        let pkg = Command::new("pkg-config")
+            .env("PKG_CONFIG_PATH", stage.join("lib/pkgconfig"))
+            .args(["--cflags", "--libs", "parallel_agents"])
+            .output()
+            .map_err(|e| Unavailable::Skipped(format!("pkg-config: {e}")))?;
+        if !pkg.status.success() {
+            return Err(Unavailable::Broken(format!(
+                "pkg-config parallel_agents: {}",
+                String::from_utf8_lossy(&pkg.stderr).trim()
+            )));
         }
-        Err(Unavailable::Broken(format!(
-            "bench/c_overhead.c does not build: {}",
-            first.stderr.trim()
-        )))
+        let flags: Vec<String> = String::from_utf8_lossy(&pkg.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let exe = out_dir.join("c_overhead");
+        let mut cmd = Command::new("cc");
+        cmd.args(["-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"])
+            .arg(repo.join("bench/c_overhead.c"))
+            .arg("-o")
+            .arg(&exe)
+            .args(&flags)
+            .arg(format!("-Wl,-rpath,{}", stage.join("lib").display()));
+        let done = sys::run_with_limit(&mut cmd, Duration::from_secs(120))
+            .map_err(|e| Unavailable::Broken(format!("cc: {e}")))?;
+        if !done.ok() {
+            return Err(Unavailable::Broken(format!(
+                "bench/c_overhead.c does not build: {}",
+                done.stderr.trim()
+            )));
+        }
+        Ok(CHost { exe })
     }
 
     /// Zero-latency overhead: `n` calls at concurrency `c`, median of `reps`.
@@ -125,43 +121,5 @@ impl CHost {
     }
 }
 
-/// `cargo build --lib` in this binary's profile, when this binary was started by cargo
-/// (which says where it is in `CARGO`); a no-op when the library is up to date.
-fn build_library(repo: &Path) -> Result<(), Unavailable> {
-    let Some(cargo) = std::env::var_os("CARGO") else {
-        return Ok(());
-    };
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--lib", "--quiet", "--manifest-path"])
-        .arg(repo.join("Cargo.toml"));
-    if !cfg!(debug_assertions) {
-        cmd.arg("--release");
-    }
-    let done = sys::run_with_limit(&mut cmd, Duration::from_secs(900))
-        .map_err(|e| Unavailable::Broken(format!("cargo build --lib: {e}")))?;
-    if !done.ok() {
-        return Err(Unavailable::Broken(format!(
-            "cargo build --lib: {}",
-            done.describe()
-        )));
-    }
-    Ok(())
-}
-
 /// Time limit of one C host run.
 const LIMIT: Duration = Duration::from_secs(600);
-
-fn python_ldflags() -> Vec<String> {
-    Command::new("python3-config")
-        .args(["--embed", "--ldflags"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}

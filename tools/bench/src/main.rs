@@ -169,9 +169,9 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Where the repository is (for `bench/`, `include/`, `.venv/`).
+/// Where the repository is (for `bench/`, `.venv/`).
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    xtask::workspace_root()
 }
 
 fn main() -> ExitCode {
@@ -572,10 +572,10 @@ struct Timing {
 /// The C host, compiled on first use; `None` (with a note or a failure) if unavailable.
 fn c_host(plan: &Plan, report: &mut Report) -> Option<chost::CHost> {
     let exe = std::env::current_exe().ok()?;
-    let lib_dir = exe.parent()?.to_path_buf();
+    let profile_dir = exe.parent()?.to_path_buf();
     // Quick runs come from `cargo test`, which must not start a nested cargo build.
     let may_build = !plan.quick;
-    match chost::CHost::build(&repo(), &lib_dir, &lib_dir.join("bench-c"), may_build) {
+    match chost::CHost::build(&repo(), &profile_dir, &profile_dir.join("bench-c"), may_build) {
         Ok(h) => Some(h),
         Err(chost::Unavailable::Skipped(why)) => {
             report.note(format!("C ABI figures skipped: {why}"));

@@ -81,7 +81,9 @@ pub fn main(args: &[String]) -> Result<(), String> {
 /// Builds (unless told not to) and installs.
 pub fn install(o: &Options) -> Result<(), String> {
     let root = crate::workspace_root();
-    let profile_dir = root.join("target").join(match o.profile.as_str() {
+    // Where cargo puts its output: CARGO_TARGET_DIR (relative to the root) or target/.
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or(root.join("target"), |d| root.join(d));
+    let profile_dir = target.join(match o.profile.as_str() {
         "dev" | "debug" => "debug",
         p => p,
     });
