@@ -1,5 +1,5 @@
 /*
- * C bench host for `cargo run --release --bin bench` (the runner compiles and runs it).
+ * C bench host for `cargo run --release -p bench` (the runner compiles and runs it).
  *
  * Measures, through the C ABI only:
  *   1. pure overhead: N zero-latency mock calls at concurrency C, through

@@ -1,4 +1,4 @@
-"""Shared by the peer scripts of the bench runner (`cargo run --release --bin bench`).
+"""Shared by the peer scripts of the bench runner (`cargo run --release -p bench`).
 
 Each peer runs the runner's workloads its own way and prints one `key=value ...` line per
 measurement, in the runner's format:
