@@ -8,6 +8,19 @@ use std::time::Duration;
 pub const MAX_CONCURRENCY_LIMIT: usize = 10_000_000;
 /// Largest accepted per-call timeout or backoff (30 days); larger values overflow timers.
 pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// `d`, at most [`MAX_DURATION`]: a wait computed from outside input (a server's hint, a
+/// debt) stays within what timers take.
+pub(crate) fn clamp_duration(d: Duration) -> Duration {
+    d.min(MAX_DURATION)
+}
+
+/// `secs` seconds as a duration, saturating: anything longer than [`MAX_DURATION`], and
+/// anything that is no duration at all (negative, infinite, NaN), gives [`MAX_DURATION`].
+/// Never panics, unlike [`Duration::from_secs_f64`].
+pub(crate) fn saturating_secs(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs).map_or(MAX_DURATION, clamp_duration)
+}
 /// Largest accepted `max_retries`.
 pub const MAX_RETRIES_LIMIT: u32 = 100;
 /// Slowest accepted rate limit: one start per [`MAX_DURATION`]. Below it the interval
@@ -84,8 +97,7 @@ impl RateLimit {
     /// `[0, MAX_DURATION]` for rates [`validate`](ParallelConfig::validate) refuses, so
     /// it never panics.
     pub fn interval(&self) -> Duration {
-        Duration::try_from_secs_f64(1.0 / self.per_second)
-            .map_or(MAX_DURATION, |d| d.min(MAX_DURATION))
+        saturating_secs(1.0 / self.per_second)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

@@ -58,3 +58,15 @@ impl From<ConfigError> for Error {
 
 /// Result alias for library operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The text of a panic payload (`&str` or `String`), or a placeholder: how an agent's
+/// (or the library's) panic becomes an error message instead of unwinding into the host.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

@@ -37,6 +37,7 @@ pub mod ratelimit;
 pub mod result;
 pub mod runtime;
 pub mod shared_batch;
+mod sync;
 
 pub use agent::mock::MockAnswers;
 pub use agent::{
@@ -44,7 +45,7 @@ pub use agent::{
 };
 pub use aggregate::{deduplicate, majority_vote, normalize_answer, Vote};
 pub use config::{ConfigError, ParallelConfig, RateLimit, RetryPolicy};
-pub use error::{Error, Result};
+pub use error::{panic_message, Error, Result};
 pub use executor::{Batch, BatchProbe, ConsensusResult, ParallelAgentExecutor};
 pub use metrics::{ExecutionMetrics, MetricsRecorder};
 pub use pool::AgentPool;
@@ -55,14 +56,3 @@ pub use result::{AgentResult, Outcome};
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
-
-/// The text of a panic payload (`&str` or `String`), or a placeholder.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
-    }
-}

@@ -62,7 +62,13 @@ pub struct ExecutionMetrics {
 }
 
 fn ser_us<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_micros().min(u128::from(u64::MAX)) as u64)
+    s.serialize_u64(micros(*d))
+}
+
+/// Whole microseconds in `d`, saturating at `u64::MAX` (about 584,000 years): the unit
+/// metrics count latency in.
+pub(crate) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 impl ExecutionMetrics {
@@ -204,8 +210,7 @@ impl MetricsRecorder {
         self.sum = self.sum.saturating_add(d);
         self.min = Some(self.min.map_or(d, |m| m.min(d)));
         self.max = self.max.max(d);
-        self.samples
-            .record(d.as_micros().min(u128::from(u64::MAX)) as u64);
+        self.samples.record(micros(d));
     }
 
     /// Counts one result that ended now, having started `duration` ago (for wall time).

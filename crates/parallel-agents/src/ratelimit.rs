@@ -44,7 +44,7 @@ impl RateLimiter {
     pub async fn acquire(&self) {
         let start_at = {
             let now = Instant::now();
-            let mut tat = self.tat.lock().unwrap_or_else(|p| p.into_inner());
+            let mut tat = crate::sync::lock(&self.tat);
             let t = tat.map_or(now, |t| t.max(now));
             // Past the clock's range, later starts stay at its end rather than panic.
             *tat = Some(t.checked_add(self.interval).unwrap_or(t));

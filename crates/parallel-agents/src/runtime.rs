@@ -55,7 +55,7 @@ pub fn in_library_runtime() -> bool {
 
 fn lock() -> std::sync::MutexGuard<'static, State> {
     // A panic while holding this lock cannot leave `State` half-written; keep going.
-    STATE.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(&STATE)
 }
 
 /// Sets the number of worker threads. Only before the runtime starts; 0 means the default

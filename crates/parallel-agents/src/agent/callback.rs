@@ -12,6 +12,7 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio_util::task::AbortOnDropHandle;
 
 use super::{Agent, AgentError, BoxFuture};
+use crate::sync::lock;
 
 type BlockingFn = dyn Fn(&str, usize) -> Result<String, AgentError> + Send + Sync;
 
@@ -51,7 +52,7 @@ impl CallbackAgent {
 
     /// Threads running the function right now (or about to).
     pub fn threads_in_use(&self) -> usize {
-        let granted = *self.granted.lock().unwrap_or_else(|p| p.into_inner());
+        let granted = *lock(&self.granted);
         granted - self.threads.available_permits()
     }
 }
@@ -94,7 +95,7 @@ impl Agent for CallbackAgent {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => Err(AgentError::fatal(format!(
                     "callback panicked: {}",
-                    crate::panic_message(&*e.into_panic())
+                    crate::error::panic_message(&*e.into_panic())
                 ))),
                 Err(_) => Err(AgentError::fatal("callback was cancelled")),
             }
@@ -107,7 +108,7 @@ impl Agent for CallbackAgent {
 
     fn fit_concurrency(&self, max_concurrency: usize) {
         let want = max_concurrency.min(MAX_CALLBACK_THREADS);
-        let mut granted = self.granted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut granted = lock(&self.granted);
         if want > *granted {
             self.threads.add_permits(want - *granted);
             *granted = want;

@@ -675,7 +675,7 @@ pub mod client {
             s.parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite() && *v >= 0.0)
-                .map(|v| Duration::from_secs_f64(v.min(crate::config::MAX_DURATION.as_secs_f64())))
+                .map(crate::config::saturating_secs)
         };
         if let Some(ms) = text("retry-after-ms").and_then(secs) {
             return Some(ms / 1000);
@@ -727,17 +727,14 @@ pub mod client {
         pub(super) async fn take(&self, cost: u64) {
             let wait = {
                 let now = Instant::now();
-                let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut st = crate::sync::lock(&self.state);
                 self.refill(&mut st, now);
                 st.0 -= (cost as f64).min(self.capacity);
                 if st.0 >= 0.0 {
                     Duration::ZERO
                 } else {
                     // Saturates: a debt from absurd reported usage must not panic.
-                    Duration::try_from_secs_f64(-st.0 / self.per_sec)
-                        .map_or(crate::config::MAX_DURATION, |d| {
-                            d.min(crate::config::MAX_DURATION)
-                        })
+                    crate::config::saturating_secs(-st.0 / self.per_sec)
                 }
             };
             if !wait.is_zero() {
@@ -747,7 +744,7 @@ pub mod client {
 
         /// Corrects a reservation of `estimated` tokens to the `actual` use.
         pub(super) fn settle(&self, estimated: u64, actual: u64) {
-            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut st = crate::sync::lock(&self.state);
             self.refill(&mut st, Instant::now());
             let estimated = (estimated as f64).min(self.capacity);
             st.0 = (st.0 + estimated - actual as f64).min(self.capacity);

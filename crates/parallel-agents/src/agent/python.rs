@@ -73,7 +73,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex};
 
 use once_cell::sync::OnceCell;
 use pyo3::exceptions::{PyConnectionError, PyTimeoutError};
@@ -84,6 +84,7 @@ use tokio::sync::{oneshot, Semaphore};
 
 use super::{Agent, AgentError, BoxFuture};
 use crate::error::{Error, Result};
+use crate::sync::lock;
 
 /// Largest accepted [`PythonOptions::max_threads`]. The runtime's blocking pool (512
 /// threads, shared with callback agents) is the ceiling in practice.
@@ -318,7 +319,7 @@ impl PythonAgent {
             Ok(SyncOutcome::Abandoned) => Err(AgentError::fatal("the Python call was abandoned")),
             Err(e) if e.is_panic() => Err(AgentError::fatal(format!(
                 "the Python call panicked: {}",
-                crate::panic_message(&e.into_panic())
+                crate::error::panic_message(&e.into_panic())
             ))),
             Err(_) => Err(AgentError::fatal("the Python call was cancelled")),
         }
@@ -709,10 +710,6 @@ struct EventLoop {
     alive: AtomicBool,
     next_id: AtomicU64,
     waker: wake::Waker,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl EventLoop {

@@ -116,7 +116,7 @@ impl MetricsCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Stores `metrics` under `key` (replacing any there), evicting the least recently
