@@ -13,11 +13,18 @@ fn main() {
 /// while the major version is 0 (a minor release may break the ABI), else `.so.MAJOR`.
 fn soname() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    if !matches!(os.as_str(), "linux" | "freebsd" | "netbsd" | "openbsd" | "dragonfly") {
+    if !matches!(
+        os.as_str(),
+        "linux" | "freebsd" | "netbsd" | "openbsd" | "dragonfly"
+    ) {
         return;
     }
     let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap_or_default();
     let minor = std::env::var("CARGO_PKG_VERSION_MINOR").unwrap_or_default();
-    let version = if major == "0" { format!("0.{minor}") } else { major };
+    let version = if major == "0" {
+        format!("0.{minor}")
+    } else {
+        major
+    };
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libparallel_agents.so.{version}");
 }

@@ -43,7 +43,9 @@ pub const PAGENT_VERSION_PATCH: u32 = 0;
 // The C names of Rust limits: literals (so the header has plain numbers), checked here.
 const _: () = {
     assert!(PAGENT_MAX_CONSENSUS_AGENTS == parallel_agents::config::MAX_CONSENSUS_AGENTS);
-    assert!(PAGENT_METRICS_CACHE_CAPACITY == parallel_agents::metrics::cache::METRICS_CACHE_CAPACITY);
+    assert!(
+        PAGENT_METRICS_CACHE_CAPACITY == parallel_agents::metrics::cache::METRICS_CACHE_CAPACITY
+    );
     assert!(parallel_agents::metrics::cache::METRICS_KEY_FULL_MAX == 256);
     assert!(PAGENT_MAX_TIMEOUT_MS as u128 == parallel_agents::config::MAX_DURATION.as_millis());
 };

@@ -347,10 +347,8 @@ impl parallel_agents::Agent for Greedy {
         &'a self,
         _q: &'a str,
         _id: usize,
-    ) -> parallel_agents::BoxFuture<
-        'a,
-        Result<parallel_agents::Answer, parallel_agents::AgentError>,
-    > {
+    ) -> parallel_agents::BoxFuture<'a, Result<parallel_agents::Answer, parallel_agents::AgentError>>
+    {
         Box::pin(async move {
             Ok(parallel_agents::Answer {
                 text: "ok".into(),

@@ -72,7 +72,8 @@ fn last_error() -> String {
 
 /// Answers from `imports_asyncio.py:<callable>` for two questions, through the C ABI.
 fn ask_through_the_c_abi(callable: &str) -> Vec<String> {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../parallel-agents/tests/python/imports_asyncio.py");
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../parallel-agents/tests/python/imports_asyncio.py");
     let target = CString::new(format!("{}:{callable}", file.display())).unwrap();
     let mut agent = ptr::null_mut();
     assert_eq!(
