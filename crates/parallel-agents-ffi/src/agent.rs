@@ -4,11 +4,16 @@ use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::guard::{arg, arg_mut, boxed, c_str, free_boxed, guard, out_handle, FfiResult};
+use super::guard::{
+    boxed, free_boxed, guard, to_cstring, try_callback, try_mut, try_opt_ref, try_opt_slice,
+    try_opt_str, try_out, try_out_handle, try_str, try_strings, try_token, FfiResult,
+};
 use super::status::{pagent_status, Failure};
 use parallel_agents::agent::callback::{CompleteError, PendingRegistry};
 use parallel_agents::agent::mock::MockAnswers;
-use parallel_agents::agent::{Agent, AgentError, AsyncCallbackAgent, CallbackAgent, MockAgent, MockOptions};
+use parallel_agents::agent::{
+    Agent, AgentError, AsyncCallbackAgent, CallbackAgent, MockAgent, MockOptions,
+};
 
 /// An agent: something that answers questions. Create with `pagent_agent_mock`,
 /// `pagent_agent_callback`, `pagent_agent_callback_async` or `pagent_agent_python`; free
@@ -58,9 +63,9 @@ pub struct pagent_mock_options {
 /// template answers. NULL is ignored.
 #[no_mangle]
 pub extern "C" fn pagent_mock_options_init(options: *mut pagent_mock_options) {
-    // SAFETY: a non-NULL pointer to writable storage per the API contract.
-    if let Some(o) = unsafe { options.as_mut() } {
-        *o = pagent_mock_options {
+    // No status to return: a NULL `options` only sets `pagent_last_error()`.
+    let _ = guard("pagent_mock_options_init", || -> FfiResult {
+        *try_out!(options) = pagent_mock_options {
             latency_us: 100_000,
             jitter_us: 0,
             failure_rate: 0.0,
@@ -71,32 +76,44 @@ pub extern "C" fn pagent_mock_options_init(options: *mut pagent_mock_options) {
             vote_weights: std::ptr::null(),
             n_vote_answers: 0,
         };
-    }
+        Ok(pagent_status::PAGENT_OK)
+    });
 }
 
+/// Most candidate answers of a mock in vote mode (`n_vote_answers`).
+const MAX_VOTE_ANSWERS: usize = 1_000_000;
+
 fn mock_options(o: &pagent_mock_options) -> Result<MockOptions, Failure> {
-    let answers = if o.vote_answers.is_null() {
-        if o.n_vote_answers != 0 {
-            return Err(Failure::null("options->vote_answers"));
-        }
+    const ANSWERS: &str = "options->vote_answers";
+    const N: &str = "options->n_vote_answers";
+    // No array and no count: template answers. An array with a count of 0, or a count
+    // without an array, is a mistake the checks below report.
+    let answers = if o.vote_answers.is_null() && o.n_vote_answers == 0 {
         MockAnswers::Template
     } else {
-        if o.n_vote_answers == 0 || o.n_vote_answers > 1_000_000 {
-            return Err(Failure::invalid(format!(
-                "options->n_vote_answers = {} is not in [1, 1000000]",
-                o.n_vote_answers
-            )));
-        }
-        // SAFETY: arrays of `n_vote_answers` elements per the API contract.
-        let texts = unsafe { std::slice::from_raw_parts(o.vote_answers, o.n_vote_answers) };
-        let weights = (!o.vote_weights.is_null())
-            .then(|| unsafe { std::slice::from_raw_parts(o.vote_weights, o.n_vote_answers) });
-        let mut c = Vec::with_capacity(texts.len());
-        for (i, t) in texts.iter().enumerate() {
-            let text = c_str(*t, &format!("options->vote_answers[{i}]"))?;
-            c.push((text.to_owned(), weights.map_or(1.0, |w| w[i])));
-        }
-        MockAnswers::Vote(c)
+        let texts = try_strings!(
+            o.vote_answers,
+            o.n_vote_answers,
+            MAX_VOTE_ANSWERS,
+            ANSWERS,
+            N
+        );
+        // NULL weights: all equal. Otherwise one per answer.
+        let weights = try_opt_slice!(
+            o.vote_weights,
+            o.n_vote_answers,
+            MAX_VOTE_ANSWERS,
+            "options->vote_weights",
+            N
+        );
+        let weight = |i: usize| weights.map_or(1.0, |w| w[i]);
+        MockAnswers::Vote(
+            texts
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| (t, weight(i)))
+                .collect(),
+        )
     };
     Ok(MockOptions {
         latency: Duration::from_micros(o.latency_us),
@@ -117,8 +134,8 @@ pub extern "C" fn pagent_agent_mock(
     out: *mut *mut pagent_agent,
 ) -> pagent_status {
     guard("pagent_agent_mock", || -> FfiResult {
-        let out = out_handle(out, "out")?;
-        let opts = match unsafe { options.as_ref() } {
+        let out = try_out_handle!(out);
+        let opts = match try_opt_ref!(options) {
             Some(o) => mock_options(o)?,
             None => MockOptions::default(),
         };
@@ -204,11 +221,11 @@ pub extern "C" fn pagent_agent_callback(
     out: *mut *mut pagent_agent,
 ) -> pagent_status {
     guard("pagent_agent_callback", || -> FfiResult {
-        let out = out_handle(out, "out")?;
-        let f = answer_fn.ok_or_else(|| Failure::null("answer_fn"))?;
+        let out = try_out_handle!(out);
+        let f = try_callback!(answer_fn);
         let host = HostData { user_data, free_fn };
         let agent = CallbackAgent::new(move |q, id| {
-            let q = super::guard::to_cstring(q);
+            let q = to_cstring(q);
             let mut reply = pagent_reply {
                 answer: None,
                 error: None,
@@ -240,15 +257,18 @@ pub extern "C" fn pagent_agent_callback(
     })
 }
 
+/// Sets the answer (or, with `error`, the error) of a reply; `name` is the parameter of
+/// the entry point that passed `text`.
 fn reply_set(
     function: &str,
     reply: *mut pagent_reply,
     text: *const c_char,
+    name: &str,
     error: bool,
 ) -> pagent_status {
     guard(function, || -> FfiResult {
-        let r = arg_mut(reply, "reply")?;
-        let t = c_str(text, "text")?.to_owned();
+        let r = try_mut!(reply);
+        let t = try_str!(text, name).to_owned();
         if error {
             r.error = Some(t);
         } else {
@@ -264,7 +284,7 @@ pub extern "C" fn pagent_reply_set_answer(
     reply: *mut pagent_reply,
     answer: *const c_char,
 ) -> pagent_status {
-    reply_set("pagent_reply_set_answer", reply, answer, false)
+    reply_set("pagent_reply_set_answer", reply, answer, "answer", false)
 }
 
 /// Sets the error message of a synchronous callback (copied). Only inside the callback.
@@ -273,7 +293,7 @@ pub extern "C" fn pagent_reply_set_error(
     reply: *mut pagent_reply,
     message: *const c_char,
 ) -> pagent_status {
-    reply_set("pagent_reply_set_error", reply, message, true)
+    reply_set("pagent_reply_set_error", reply, message, "message", true)
 }
 
 /// One outstanding call of a completion-based agent. An opaque token, not memory: it is
@@ -308,11 +328,11 @@ pub extern "C" fn pagent_agent_callback_async(
     out: *mut *mut pagent_agent,
 ) -> pagent_status {
     guard("pagent_agent_callback_async", || -> FfiResult {
-        let out = out_handle(out, "out")?;
-        let f = start_fn.ok_or_else(|| Failure::null("start_fn"))?;
+        let out = try_out_handle!(out);
+        let f = try_callback!(start_fn);
         let host = HostData { user_data, free_fn };
         let agent = AsyncCallbackAgent::new(move |q, id, pending| {
-            let q = super::guard::to_cstring(q);
+            let q = to_cstring(q);
             // SAFETY: the host's function with its own data and a live question; the
             // pending "pointer" is an id the host only hands back.
             unsafe {
@@ -336,9 +356,7 @@ fn complete(
     pending: *mut pagent_pending,
     result: Result<String, AgentError>,
 ) -> FfiResult {
-    if pending.is_null() {
-        return Err(Failure::null("pending"));
-    }
+    let pending = try_token!(pending);
     match PendingRegistry::global().complete(pending as usize as u64, result) {
         Ok(()) => Ok(pagent_status::PAGENT_OK),
         Err(CompleteError::Stale) => Err(Failure::new(
@@ -356,9 +374,13 @@ pub extern "C" fn pagent_pending_complete(
     pending: *mut pagent_pending,
     answer: *const c_char,
 ) -> pagent_status {
+    /// The answer's check, as a value: a bad answer also fails the call.
+    fn text(answer: *const c_char) -> Result<String, Failure> {
+        Ok(try_str!(answer).to_owned())
+    }
     guard("pagent_pending_complete", || -> FfiResult {
-        match c_str(answer, "answer") {
-            Ok(a) => complete("pagent_pending_complete", pending, Ok(a.to_owned())),
+        match text(answer) {
+            Ok(a) => complete("pagent_pending_complete", pending, Ok(a)),
             Err(f) => {
                 let _ = complete(
                     "pagent_pending_complete",
@@ -383,11 +405,9 @@ pub extern "C" fn pagent_pending_fail(
     retryable: bool,
 ) -> pagent_status {
     guard("pagent_pending_fail", || -> FfiResult {
-        let msg = if message.is_null() {
-            "host failed the call".to_owned()
-        } else {
-            c_str(message, "message")?.to_owned()
-        };
+        let msg = try_opt_str!(message)
+            .unwrap_or("host failed the call")
+            .to_owned();
         let e = if retryable {
             AgentError::retryable(msg)
         } else {
@@ -414,8 +434,8 @@ pub extern "C" fn pagent_agent_python(
     out: *mut *mut pagent_agent,
 ) -> pagent_status {
     guard("pagent_agent_python", || -> FfiResult {
-        let out = out_handle(out, "out")?;
-        let target = c_str(target, "target")?;
+        let out = try_out_handle!(out);
+        let target = try_str!(target);
         let agent = python_agent(target, None, false)?;
         *out = boxed(pagent_agent { agent });
         Ok(pagent_status::PAGENT_OK)
@@ -435,13 +455,9 @@ pub extern "C" fn pagent_agent_python_with(
     out: *mut *mut pagent_agent,
 ) -> pagent_status {
     guard("pagent_agent_python_with", || -> FfiResult {
-        let out = out_handle(out, "out")?;
-        let target = c_str(target, "target")?;
-        let field = if answer_field.is_null() {
-            None
-        } else {
-            Some(c_str(answer_field, "answer_field")?)
-        };
+        let out = try_out_handle!(out);
+        let target = try_str!(target);
+        let field = try_opt_str!(answer_field);
         if field.is_some_and(str::is_empty) {
             return Err(Failure::invalid("answer_field is empty"));
         }
@@ -478,11 +494,4 @@ fn python_agent(
     }
     let a = parallel_agents::agent::python::PythonAgent::from_target(target, options)?;
     Ok(Arc::new(a))
-}
-
-pub(crate) fn agent_ref<'a>(
-    p: *const pagent_agent,
-    name: &str,
-) -> Result<&'a pagent_agent, Failure> {
-    arg(p, name)
 }

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use super::guard::{arg, boxed, guard, out_handle, out_value, timeout_ms, FfiResult};
+use super::guard::{
+    boxed, guard, guard_value, take_boxed, try_out, try_out_handle, try_ref, try_timeout, FfiResult,
+};
 use super::results::{pagent_metrics, pagent_result, pagent_results};
 use super::status::{pagent_status, Failure};
 use parallel_agents::executor::Batch;
@@ -27,8 +29,8 @@ impl pagent_batch {
 
 /// Borrows the batch behind a handle for the length of a call, so that a
 /// `pagent_batch_free` on another thread cannot free it under the call.
-fn batch_arg(p: *const pagent_batch) -> Result<Arc<SharedBatch>, Failure> {
-    Ok(Arc::clone(&arg(p, "batch")?.shared))
+fn batch_arg(batch: *const pagent_batch) -> Result<Arc<SharedBatch>, Failure> {
+    Ok(Arc::clone(&try_ref!(batch).shared))
 }
 
 /// Takes the next result in completion order. `timeout_ms`: -1 waits as long as needed,
@@ -47,9 +49,9 @@ pub extern "C" fn pagent_batch_next(
     result: *mut *mut pagent_result,
 ) -> pagent_status {
     guard("pagent_batch_next", || -> FfiResult {
-        let out = out_handle(result, "result")?;
+        let out = try_out_handle!(result);
         let b = batch_arg(batch)?;
-        let wait = self::timeout_ms(timeout_ms)?;
+        let wait = try_timeout!(timeout_ms);
         match b.next("pagent_batch_next", wait)? {
             Next::Result(r) => {
                 *out = boxed(pagent_result::new(r));
@@ -74,9 +76,9 @@ pub extern "C" fn pagent_batch_wait(
     results: *mut *mut pagent_results,
 ) -> pagent_status {
     guard("pagent_batch_wait", || -> FfiResult {
-        let out = out_handle(results, "results")?;
+        let out = try_out_handle!(results);
         let b = batch_arg(batch)?;
-        let wait = self::timeout_ms(timeout_ms)?;
+        let wait = try_timeout!(timeout_ms);
         match b.wait_all("pagent_batch_wait", wait)? {
             Some((rs, metrics)) => {
                 *out = boxed(pagent_results::new(rs, metrics));
@@ -92,7 +94,7 @@ pub extern "C" fn pagent_batch_wait(
 #[no_mangle]
 pub extern "C" fn pagent_batch_cancel(batch: *const pagent_batch) -> pagent_status {
     guard("pagent_batch_cancel", || -> FfiResult {
-        arg(batch, "batch")?.shared.probe().cancel();
+        try_ref!(batch).shared.probe().cancel();
         Ok(pagent_status::PAGENT_OK)
     })
 }
@@ -106,9 +108,9 @@ pub extern "C" fn pagent_batch_progress(
     total: *mut usize,
 ) -> pagent_status {
     guard("pagent_batch_progress", || -> FfiResult {
-        let b = arg(batch, "batch")?;
-        let done = out_value(done, "done")?;
-        let total = out_value(total, "total")?;
+        let b = try_ref!(batch);
+        let done = try_out!(done);
+        let total = try_out!(total);
         (*done, *total) = b.shared.probe().progress();
         Ok(pagent_status::PAGENT_OK)
     })
@@ -121,17 +123,13 @@ pub extern "C" fn pagent_batch_metrics(
     out: *mut pagent_metrics,
 ) -> pagent_status {
     guard("pagent_batch_metrics", || -> FfiResult {
-        let out = out_value(out, "out")?;
-        let m = arg(batch, "batch")?
-            .shared
-            .probe()
-            .metrics()
-            .ok_or_else(|| {
-                Failure::new(
-                    pagent_status::PAGENT_ERR_NOT_FOUND,
-                    "the batch has not finished yet",
-                )
-            })?;
+        let out = try_out!(out);
+        let m = try_ref!(batch).shared.probe().metrics().ok_or_else(|| {
+            Failure::new(
+                pagent_status::PAGENT_ERR_NOT_FOUND,
+                "the batch has not finished yet",
+            )
+        })?;
         *out = (&m).into();
         Ok(pagent_status::PAGENT_OK)
     })
@@ -140,10 +138,8 @@ pub extern "C" fn pagent_batch_metrics(
 /// Whether the batch cancelled itself because its error budget (`max_errors`) ran out.
 #[no_mangle]
 pub extern "C" fn pagent_batch_budget_exceeded(batch: *const pagent_batch) -> bool {
-    super::guard::guard_value("pagent_batch_budget_exceeded", false, || {
-        arg(batch, "batch")
-            .ok()
-            .map(|b| b.shared.probe().budget_exceeded())
+    guard_value("pagent_batch_budget_exceeded", false, || {
+        Ok(try_ref!(batch).shared.probe().budget_exceeded())
     })
 }
 
@@ -152,9 +148,7 @@ pub extern "C" fn pagent_batch_budget_exceeded(batch: *const pagent_batch) -> bo
 #[no_mangle]
 pub extern "C" fn pagent_batch_free(batch: *mut pagent_batch) {
     let _ = guard("pagent_batch_free", || {
-        if !batch.is_null() {
-            // SAFETY: made by `boxed` and not freed before, per the API contract.
-            let b = unsafe { Box::from_raw(batch) };
+        if let Some(b) = take_boxed(batch) {
             // A reader on another thread may still hold the batch: cancel it now rather
             // than when the last reader lets go.
             b.shared.abandon();

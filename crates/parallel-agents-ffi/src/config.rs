@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use super::guard::{arg, arg_mut, boxed, free_boxed, guard, out_handle, FfiResult};
+use super::guard::{boxed, free_boxed, guard, try_mut, try_opt_ref, try_out_handle, FfiResult};
 use super::status::{pagent_status, Failure};
 use parallel_agents::config::{ParallelConfig, RateLimit};
 use parallel_agents::ratelimit::RateLimiter;
@@ -55,7 +55,7 @@ fn set(
     change: impl FnOnce(&mut ParallelConfig) -> Result<(), Failure>,
 ) -> pagent_status {
     guard(function, || -> FfiResult {
-        let c = arg_mut(config, "config")?;
+        let c = try_mut!(config);
         let mut next = c.inner.clone();
         change(&mut next)?;
         next.validate().map_err(parallel_agents::Error::from)?;
@@ -244,7 +244,7 @@ pub extern "C" fn pagent_rate_limiter_new(
     out: *mut *mut pagent_rate_limiter,
 ) -> pagent_status {
     guard("pagent_rate_limiter_new", || -> FfiResult {
-        let out = out_handle(out, "out")?;
+        let out = try_out_handle!(out);
         let limit = RateLimit { per_second, burst };
         let check = ParallelConfig {
             rate_limit: Some(limit.clone()),
@@ -275,12 +275,8 @@ pub extern "C" fn pagent_config_set_shared_rate_limiter(
     limiter: *const pagent_rate_limiter,
 ) -> pagent_status {
     guard("pagent_config_set_shared_rate_limiter", || -> FfiResult {
-        let c = arg_mut(config, "config")?;
-        c.shared_limiter = if limiter.is_null() {
-            None
-        } else {
-            Some(Arc::clone(&arg(limiter, "limiter")?.inner))
-        };
+        let c = try_mut!(config);
+        c.shared_limiter = try_opt_ref!(limiter).map(|l| Arc::clone(&l.inner));
         Ok(pagent_status::PAGENT_OK)
     })
 }

@@ -3,11 +3,12 @@
 use std::ffi::{c_char, CString};
 use std::sync::Arc;
 
-use super::agent::{agent_ref, pagent_agent};
+use super::agent::pagent_agent;
 use super::batch::pagent_batch;
 use super::config::pagent_config;
 use super::guard::{
-    arg, boxed, c_str, free_boxed, guard, out_handle, out_value, questions, FfiResult,
+    boxed, free_boxed, guard, try_opt_ref, try_out, try_out_handle, try_ref, try_slice, try_str,
+    try_strings, Elem, FfiResult, PAGENT_MAX_BATCH,
 };
 use super::results::{pagent_consensus, pagent_metrics, pagent_results};
 use super::status::{pagent_status, Failure};
@@ -28,13 +29,13 @@ pub struct pagent_executor {
 /// The executor behind a handle, held (a cheap clone of a shared reference) for the
 /// length of a call, so that `pagent_executor_free` on another thread cannot free it
 /// under the call.
-fn exec_arg(p: *const pagent_executor) -> Result<ParallelAgentExecutor, Failure> {
-    Ok(arg(p, "executor")?.exec.clone())
+fn exec_arg(executor: *const pagent_executor) -> Result<ParallelAgentExecutor, Failure> {
+    Ok(try_ref!(executor).exec.clone())
 }
 
+/// The settings behind a config handle; NULL means the defaults.
 fn config_of(config: *const pagent_config) -> (ParallelConfig, Option<Arc<RateLimiter>>) {
-    // SAFETY: a live handle per the API contract; NULL means defaults.
-    match unsafe { config.as_ref() } {
+    match try_opt_ref!(config) {
         Some(c) => (c.get().clone(), c.shared_limiter()),
         None => (ParallelConfig::default(), None),
     }
@@ -50,8 +51,8 @@ pub extern "C" fn pagent_executor_new(
     out: *mut *mut pagent_executor,
 ) -> pagent_status {
     guard("pagent_executor_new", || -> FfiResult {
-        let out = out_handle(out, "out")?;
-        let agent = Arc::clone(&agent_ref(agent, "agent")?.agent);
+        let out = try_out_handle!(out);
+        let agent = Arc::clone(&try_ref!(agent).agent);
         let exec = match config_of(config) {
             (cfg, None) => ParallelAgentExecutor::new(cfg, agent)?,
             (cfg, Some(l)) => ParallelAgentExecutor::with_rate_limiter(cfg, agent, l)?,
@@ -60,6 +61,9 @@ pub extern "C" fn pagent_executor_new(
         Ok(pagent_status::PAGENT_OK)
     })
 }
+
+/// Most agents in one pool (`n_agents` of `pagent_executor_new_pool`).
+const MAX_POOL_AGENTS: usize = 1_000_000;
 
 /// Makes an executor over a pool of `n_agents` agents (e.g. one per model or endpoint):
 /// each serves one call at a time, work goes to whichever is free, and consensus asks
@@ -73,22 +77,12 @@ pub extern "C" fn pagent_executor_new_pool(
     out: *mut *mut pagent_executor,
 ) -> pagent_status {
     guard("pagent_executor_new_pool", || -> FfiResult {
-        let out = out_handle(out, "out")?;
-        if agents.is_null() {
-            return Err(Failure::null("agents"));
+        let out = try_out_handle!(out);
+        let agents = try_slice!(agents, n_agents, MAX_POOL_AGENTS);
+        let mut list = Vec::with_capacity(agents.len());
+        for (i, a) in agents.iter().enumerate() {
+            list.push(Arc::clone(&try_ref!(*a, Elem("agents", i)).agent));
         }
-        if n_agents == 0 || n_agents > 1_000_000 {
-            return Err(Failure::invalid(format!(
-                "n_agents = {n_agents} is not in [1, 1000000]"
-            )));
-        }
-        // SAFETY: an array of `n_agents` pointers per the API contract.
-        let ptrs = unsafe { std::slice::from_raw_parts(agents, n_agents) };
-        let list = ptrs
-            .iter()
-            .enumerate()
-            .map(|(i, p)| agent_ref(*p, &format!("agents[{i}]")).map(|a| Arc::clone(&a.agent)))
-            .collect::<Result<Vec<_>, _>>()?;
         let exec = match config_of(config) {
             (cfg, None) => ParallelAgentExecutor::new_pool(cfg, list)?,
             (cfg, Some(l)) => ParallelAgentExecutor::pool_with_rate_limiter(cfg, list, l)?,
@@ -113,7 +107,7 @@ pub extern "C" fn pagent_executor_free(executor: *mut pagent_executor) {
 #[no_mangle]
 pub extern "C" fn pagent_executor_cancel(executor: *const pagent_executor) -> pagent_status {
     guard("pagent_executor_cancel", || -> FfiResult {
-        arg(executor, "executor")?.exec.cancel_all();
+        try_ref!(executor).exec.cancel_all();
         Ok(pagent_status::PAGENT_OK)
     })
 }
@@ -130,9 +124,9 @@ pub extern "C" fn pagent_execute(
     results: *mut *mut pagent_results,
 ) -> pagent_status {
     guard("pagent_execute", || -> FfiResult {
-        let out = out_handle(results, "results")?;
+        let out = try_out_handle!(results);
         let exec = exec_arg(executor)?;
-        let qs = self::questions(questions, n)?;
+        let qs = try_strings!(questions, n, PAGENT_MAX_BATCH);
         // Waits on this thread, outside the runtime: a shutdown meanwhile still returns
         // every result (the unfinished ones `CANCELLED`).
         let (rs, metrics) =
@@ -153,9 +147,9 @@ pub extern "C" fn pagent_submit(
     batch: *mut *mut pagent_batch,
 ) -> pagent_status {
     guard("pagent_submit", || -> FfiResult {
-        let out = out_handle(batch, "batch")?;
+        let out = try_out_handle!(batch);
         let exec = exec_arg(executor)?;
-        let qs = self::questions(questions, n)?;
+        let qs = try_strings!(questions, n, PAGENT_MAX_BATCH);
         *out = boxed(pagent_batch::new(exec.submit(qs)?));
         Ok(pagent_status::PAGENT_OK)
     })
@@ -175,9 +169,9 @@ pub extern "C" fn pagent_run_consensus(
     consensus: *mut *mut pagent_consensus,
 ) -> pagent_status {
     guard("pagent_run_consensus", || -> FfiResult {
-        let out = out_handle(consensus, "consensus")?;
+        let out = try_out_handle!(consensus);
         let exec = exec_arg(executor)?;
-        let q = c_str(question, "question")?.to_owned();
+        let q = try_str!(question).to_owned();
         if n_agents == 0 || n_agents > super::PAGENT_MAX_CONSENSUS_AGENTS {
             return Err(Failure::invalid(format!(
                 "n_agents = {n_agents} is not in [1, {}]",
@@ -200,7 +194,7 @@ pub extern "C" fn pagent_executor_metrics(
     out: *mut pagent_metrics,
 ) -> pagent_status {
     guard("pagent_executor_metrics", || -> FfiResult {
-        let out = out_value(out, "out")?;
+        let out = try_out!(out);
         *out = (&exec_arg(executor)?.lifetime_metrics()).into();
         Ok(pagent_status::PAGENT_OK)
     })
@@ -215,9 +209,9 @@ pub extern "C" fn pagent_metrics_get(
     out: *mut pagent_metrics,
 ) -> pagent_status {
     guard("pagent_metrics_get", || -> FfiResult {
-        let out = out_value(out, "out")?;
+        let out = try_out!(out);
         let exec = exec_arg(executor)?;
-        let key = c_str(key, "key")?;
+        let key = try_str!(key);
         let m = exec.get_metrics(key).ok_or_else(|| {
             Failure::new(
                 pagent_status::PAGENT_ERR_NOT_FOUND,
@@ -239,8 +233,8 @@ pub extern "C" fn pagent_metrics_store(
 ) -> pagent_status {
     guard("pagent_metrics_store", || -> FfiResult {
         let exec = exec_arg(executor)?;
-        let key = c_str(key, "key")?.to_owned();
-        let m = arg(metrics, "metrics")?;
+        let key = try_str!(key).to_owned();
+        let m = try_ref!(metrics);
         exec.store_metrics(key, m.into());
         Ok(pagent_status::PAGENT_OK)
     })

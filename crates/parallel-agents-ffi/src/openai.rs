@@ -9,7 +9,9 @@ use std::ffi::c_char;
 use std::time::Duration;
 
 use super::agent::pagent_agent;
-use super::guard::{arg, arg_mut, boxed, c_str, free_boxed, guard, out_handle, FfiResult};
+use super::guard::{
+    boxed, free_boxed, guard, try_mut, try_opt_ref, try_opt_str, try_out_handle, try_str, FfiResult,
+};
 use super::status::{pagent_status, Failure};
 use parallel_agents::agent::openai::{self as oa, OpenAiOptions};
 
@@ -49,7 +51,7 @@ fn set(
     change: impl FnOnce(&mut OpenAiOptions) -> Result<(), Failure>,
 ) -> pagent_status {
     guard(function, || -> FfiResult {
-        let o = arg_mut(options, "options")?;
+        let o = try_mut!(options);
         let mut next = o.inner.clone();
         change(&mut next)?;
         o.inner = next;
@@ -67,7 +69,7 @@ pub extern "C" fn pagent_openai_options_set_base_url(
     base_url: *const c_char,
 ) -> pagent_status {
     set("pagent_openai_options_set_base_url", options, |o| {
-        let url = c_str(base_url, "base_url")?;
+        let url = try_str!(base_url);
         oa::check_base_url(url)?;
         o.base_url = url.to_owned();
         Ok(())
@@ -81,7 +83,7 @@ pub extern "C" fn pagent_openai_options_set_model(
     model: *const c_char,
 ) -> pagent_status {
     set("pagent_openai_options_set_model", options, |o| {
-        let m = c_str(model, "model")?;
+        let m = try_str!(model);
         if m.trim().is_empty() {
             return Err(Failure::invalid("model is empty"));
         }
@@ -100,7 +102,7 @@ pub extern "C" fn pagent_openai_options_set_api_key_env(
     variable: *const c_char,
 ) -> pagent_status {
     set("pagent_openai_options_set_api_key_env", options, |o| {
-        let v = c_str(variable, "variable")?;
+        let v = try_str!(variable);
         oa::check_env_name(v)?;
         o.api_key_env = v.to_owned();
         Ok(())
@@ -114,11 +116,9 @@ pub extern "C" fn pagent_openai_options_set_system_prompt(
     system_prompt: *const c_char,
 ) -> pagent_status {
     set("pagent_openai_options_set_system_prompt", options, |o| {
-        o.system_prompt = if system_prompt.is_null() {
-            None
-        } else {
-            Some(c_str(system_prompt, "system_prompt")?.to_owned()).filter(|s| !s.is_empty())
-        };
+        o.system_prompt = try_opt_str!(system_prompt)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
         Ok(())
     })
 }
@@ -132,7 +132,7 @@ pub extern "C" fn pagent_openai_options_set_user_template(
     user_template: *const c_char,
 ) -> pagent_status {
     set("pagent_openai_options_set_user_template", options, |o| {
-        let t = c_str(user_template, "user_template")?;
+        let t = try_str!(user_template);
         oa::check_template(t)?;
         o.user_template = t.to_owned();
         Ok(())
@@ -175,8 +175,8 @@ pub extern "C" fn pagent_openai_options_add_header(
     value: *const c_char,
 ) -> pagent_status {
     set("pagent_openai_options_add_header", options, |o| {
-        let n = c_str(name, "name")?;
-        let v = c_str(value, "value")?;
+        let n = try_str!(name);
+        let v = try_str!(value);
         oa::check_header(n, v)?;
         if o.headers.len() >= oa::MAX_HEADERS {
             return Err(Failure::invalid(format!(
@@ -243,12 +243,8 @@ pub extern "C" fn pagent_agent_openai(
     out: *mut *mut pagent_agent,
 ) -> pagent_status {
     guard("pagent_agent_openai", || -> FfiResult {
-        let out = out_handle(out, "out")?;
-        let opts = if options.is_null() {
-            OpenAiOptions::default()
-        } else {
-            arg(options, "options")?.inner.clone()
-        };
+        let out = try_out_handle!(out);
+        let opts = try_opt_ref!(options).map_or_else(OpenAiOptions::default, |o| o.inner.clone());
         let agent = openai_agent(opts)?;
         *out = boxed(pagent_agent { agent });
         Ok(pagent_status::PAGENT_OK)
@@ -256,12 +252,18 @@ pub extern "C" fn pagent_agent_openai(
 }
 
 #[cfg(feature = "openai")]
-fn openai_agent(opts: OpenAiOptions) -> Result<std::sync::Arc<dyn parallel_agents::Agent>, Failure> {
-    Ok(std::sync::Arc::new(parallel_agents::agent::OpenAiAgent::new(opts)?))
+fn openai_agent(
+    opts: OpenAiOptions,
+) -> Result<std::sync::Arc<dyn parallel_agents::Agent>, Failure> {
+    Ok(std::sync::Arc::new(
+        parallel_agents::agent::OpenAiAgent::new(opts)?,
+    ))
 }
 
 #[cfg(not(feature = "openai"))]
-fn openai_agent(opts: OpenAiOptions) -> Result<std::sync::Arc<dyn parallel_agents::Agent>, Failure> {
+fn openai_agent(
+    opts: OpenAiOptions,
+) -> Result<std::sync::Arc<dyn parallel_agents::Agent>, Failure> {
     opts.validate()?;
     Err(Failure::invalid(
         "built without openai support (this build of parallel-agents has the `openai` feature off)",

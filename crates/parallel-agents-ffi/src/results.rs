@@ -3,7 +3,8 @@
 use std::ffi::{c_char, CString};
 
 use super::guard::{
-    arg, free_boxed, guard, guard_value, into_cstring, out_value, to_cstring, FfiResult,
+    free_boxed, guard, guard_value, into_cstring, to_cstring, try_out, try_out_handle, try_ref,
+    FfiResult,
 };
 use super::status::{pagent_status, Failure};
 use parallel_agents::executor::ConsensusResult;
@@ -70,14 +71,14 @@ pub extern "C" fn pagent_result_free(result: *mut pagent_result) {
     });
 }
 
+/// Runs an accessor of a result: `default` if `result` is NULL.
 fn with_result<T>(
     f: &str,
-    r: *const pagent_result,
+    result: *const pagent_result,
     default: T,
     get: impl FnOnce(&pagent_result) -> T,
 ) -> T {
-    // SAFETY: a live result per the API contract.
-    guard_value(f, default, || unsafe { r.as_ref() }.map(get))
+    guard_value(f, default, || Ok(get(try_ref!(result))))
 }
 
 /// How the call ended (`PAGENT_OUTCOME_FAILED` for NULL).
@@ -279,9 +280,8 @@ impl pagent_results {
 /// Number of results (0 for NULL).
 #[no_mangle]
 pub extern "C" fn pagent_results_len(results: *const pagent_results) -> usize {
-    // SAFETY: a live handle per the API contract.
     guard_value("pagent_results_len", 0, || {
-        unsafe { results.as_ref() }.map(|r| r.items.len())
+        Ok(try_ref!(results).items.len())
     })
 }
 
@@ -294,9 +294,8 @@ pub extern "C" fn pagent_results_get(
     out: *mut *const pagent_result,
 ) -> pagent_status {
     guard("pagent_results_get", || -> FfiResult {
-        let out = out_value(out, "out")?;
-        *out = std::ptr::null();
-        let r = arg(results, "results")?;
+        let out = try_out_handle!(out);
+        let r = try_ref!(results);
         let item = r.items.get(index).ok_or_else(|| {
             Failure::invalid(format!(
                 "index {index} out of range (len {})",
@@ -315,8 +314,8 @@ pub extern "C" fn pagent_results_metrics(
     out: *mut pagent_metrics,
 ) -> pagent_status {
     guard("pagent_results_metrics", || -> FfiResult {
-        let out = out_value(out, "out")?;
-        *out = (&arg(results, "results")?.metrics).into();
+        let out = try_out!(out);
+        *out = (&try_ref!(results).metrics).into();
         Ok(pagent_status::PAGENT_OK)
     })
 }
@@ -348,14 +347,14 @@ impl pagent_consensus {
     }
 }
 
+/// Runs an accessor of a consensus: `default` if `consensus` is NULL.
 fn with_consensus<T>(
     f: &str,
-    c: *const pagent_consensus,
+    consensus: *const pagent_consensus,
     default: T,
     get: impl FnOnce(&pagent_consensus) -> T,
 ) -> T {
-    // SAFETY: a live handle per the API contract.
-    guard_value(f, default, || unsafe { c.as_ref() }.map(get))
+    guard_value(f, default, || Ok(get(try_ref!(consensus))))
 }
 
 /// The winning answer as its first voter wrote it, or NULL if no answer was counted (no

@@ -47,6 +47,59 @@ pub enum pagent_status {
     PAGENT_ERR_PANIC = 199,
 }
 
+/// The C name of each status, for `pagent_status_str`, from the variants themselves: the
+/// match below is exhaustive (a variant missing from the list does not compile, a listed
+/// one twice is an unreachable pattern, denied), and each name is the variant's own
+/// identifier, so the enum above is the one source of names and numbers.
+macro_rules! status_names {
+    ($($variant:ident),* $(,)?) => {
+        impl pagent_status {
+            /// Every status, in the order of their numbers.
+            pub const ALL: &'static [pagent_status] = &[$(pagent_status::$variant),*];
+
+            /// The status's C name, e.g. `PAGENT_ERR_NULL`.
+            #[deny(unreachable_patterns)]
+            pub const fn name(self) -> &'static CStr {
+                match self {
+                    $(pagent_status::$variant => const {
+                        match CStr::from_bytes_with_nul(
+                            concat!(stringify!($variant), "\0").as_bytes(),
+                        ) {
+                            Ok(name) => name,
+                            Err(_) => panic!("a variant name has no interior NUL"),
+                        }
+                    },)*
+                }
+            }
+        }
+    };
+}
+
+status_names! {
+    PAGENT_OK,
+    PAGENT_DONE,
+    PAGENT_WAIT_TIMEOUT,
+    PAGENT_ERR_NULL,
+    PAGENT_ERR_INVALID_ARG,
+    PAGENT_ERR_UTF8,
+    PAGENT_ERR_CONFIG,
+    PAGENT_ERR_NOT_FOUND,
+    PAGENT_ERR_STALE,
+    PAGENT_ERR_REENTRANT,
+    PAGENT_ERR_SHUTDOWN,
+    PAGENT_ERR_FORKED,
+    PAGENT_ERR_RUNTIME,
+    PAGENT_ERR_PYTHON,
+    PAGENT_ERR_PANIC,
+}
+
+impl pagent_status {
+    /// The status with number `n`, if there is one: values coming from C are integers.
+    pub fn from_u32(n: u32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|s| *s as u32 == n)
+    }
+}
+
 use pagent_status::*;
 
 /// A failed library call: its status and message.
@@ -57,6 +110,7 @@ pub(crate) struct Failure {
 }
 
 impl Failure {
+    /// A failure with `status` and `message`.
     pub fn new(status: pagent_status, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -64,10 +118,12 @@ impl Failure {
         }
     }
 
-    pub fn null(arg: &str) -> Self {
+    /// `PAGENT_ERR_NULL` for the argument named `arg`.
+    pub fn null(arg: impl std::fmt::Display) -> Self {
         Self::new(PAGENT_ERR_NULL, format!("{arg} is NULL"))
     }
 
+    /// `PAGENT_ERR_INVALID_ARG` with `message`.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(PAGENT_ERR_INVALID_ARG, message)
     }
@@ -113,25 +169,9 @@ pub extern "C" fn pagent_last_error() -> *const c_char {
 /// be passed; unknown values give `"PAGENT_UNKNOWN_STATUS"`. Never NULL, never freed.
 #[no_mangle]
 pub extern "C" fn pagent_status_str(status: u32) -> *const c_char {
-    let s: &'static CStr = match status {
-        0 => c"PAGENT_OK",
-        1 => c"PAGENT_DONE",
-        2 => c"PAGENT_WAIT_TIMEOUT",
-        100 => c"PAGENT_ERR_NULL",
-        101 => c"PAGENT_ERR_INVALID_ARG",
-        102 => c"PAGENT_ERR_UTF8",
-        103 => c"PAGENT_ERR_CONFIG",
-        104 => c"PAGENT_ERR_NOT_FOUND",
-        105 => c"PAGENT_ERR_STALE",
-        110 => c"PAGENT_ERR_REENTRANT",
-        111 => c"PAGENT_ERR_SHUTDOWN",
-        112 => c"PAGENT_ERR_FORKED",
-        113 => c"PAGENT_ERR_RUNTIME",
-        120 => c"PAGENT_ERR_PYTHON",
-        199 => c"PAGENT_ERR_PANIC",
-        _ => c"PAGENT_UNKNOWN_STATUS",
-    };
-    s.as_ptr()
+    pagent_status::from_u32(status)
+        .map_or(c"PAGENT_UNKNOWN_STATUS", pagent_status::name)
+        .as_ptr()
 }
 
 /// The library version, e.g. `"0.1.0"`. Static; never freed.
@@ -139,4 +179,37 @@ pub extern "C" fn pagent_status_str(status: u32) -> *const c_char {
 pub extern "C" fn pagent_version() -> *const c_char {
     const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
     V.as_ptr().cast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name_of(n: u32) -> &'static str {
+        // SAFETY: `pagent_status_str` returns a static NUL-terminated string.
+        unsafe { CStr::from_ptr(pagent_status_str(n)) }
+            .to_str()
+            .unwrap()
+    }
+
+    #[test]
+    fn every_status_has_its_own_name_and_number() {
+        for (i, s) in pagent_status::ALL.iter().enumerate() {
+            assert_eq!(name_of(*s as u32), format!("{s:?}"));
+            assert_eq!(pagent_status::from_u32(*s as u32), Some(*s));
+            if i > 0 {
+                assert!(pagent_status::ALL[i - 1] as u32 <= *s as u32, "sorted");
+                assert_ne!(pagent_status::ALL[i - 1] as u32, *s as u32, "unique");
+            }
+        }
+        assert_eq!(pagent_status::ALL.len(), 15);
+    }
+
+    #[test]
+    fn unknown_numbers_have_the_unknown_name() {
+        for n in [3, 99, 106, 114, 121, 198, 200, u32::MAX] {
+            assert_eq!(pagent_status::from_u32(n), None);
+            assert_eq!(name_of(n), "PAGENT_UNKNOWN_STATUS");
+        }
+    }
 }
