@@ -178,7 +178,7 @@ pub(crate) fn slice<'a, T>(
     opt_slice(p, n, max, &name, n_name)?.ok_or_else(|| Failure::null(name))
 }
 
-/// [`slice`] for an optional array: NULL gives `None` whatever `n` is. Behind
+/// [`slice()`] for an optional array: NULL gives `None` whatever `n` is. Behind
 /// [`try_opt_slice!`].
 pub(crate) fn opt_slice<'a, T>(
     p: *const T,

@@ -1,7 +1,8 @@
 //! The C ABI. Only conversion and checking live here; every function calls the Rust API.
 //!
 //! Rules every entry point follows (see DESIGN.md §4): the body runs under
-//! [`guard::guard`], so no panic unwinds into C; every pointer is checked; failures
+//! `guard::guard`, so no panic unwinds into C; every argument is checked by the
+//! `try_*!` macros of `guard`, which name it in the error; failures
 //! return a status and set `pagent_last_error()`; out-handles are NULL unless the call
 //! succeeds; each handle type has exactly one free function, which accepts NULL.
 #![allow(non_camel_case_types)]
