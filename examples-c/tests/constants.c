@@ -24,6 +24,17 @@ static const size_t max_batch = PAGENT_MAX_BATCH;
 static const size_t max_voters = PAGENT_MAX_CONSENSUS_AGENTS;
 static char cache_slots[PAGENT_METRICS_CACHE_CAPACITY]; /* an array size */
 
+/* The version: in the preprocessor (for feature checks) and equal to pagent_version(). */
+#if PAGENT_VERSION_MAJOR < 0 || PAGENT_VERSION_MINOR < 0 || PAGENT_VERSION_PATCH < 0
+#error "a version number is negative in the preprocessor"
+#endif
+static int version_matches(void) {
+  char want[64];
+  snprintf(want, sizeof want, "%d.%d.%d", (int)PAGENT_VERSION_MAJOR, (int)PAGENT_VERSION_MINOR,
+           (int)PAGENT_VERSION_PATCH);
+  return strcmp(want, pagent_version()) == 0;
+}
+
 /* Callback return codes. */
 _Static_assert(PAGENT_CALLBACK_OK == 0 && PAGENT_CALLBACK_ERROR == 1 && PAGENT_CALLBACK_RETRY == 2,
                "callback codes");
@@ -75,6 +86,7 @@ static int answer_fn(void *user_data, const char *question, size_t agent_id,
 }
 
 int main(void) {
+  EXPECT(version_matches());
   for (size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
     EXPECT(strcmp(pagent_status_str((uint32_t)statuses[i].status), statuses[i].name) == 0);
   }

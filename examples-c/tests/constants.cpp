@@ -2,7 +2,9 @@
 // the value and sign it documents, converting without narrowing to the type the API
 // takes. The C side is tests/constants.c.
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <type_traits>
 
 #include "check.h"
@@ -55,7 +57,21 @@ constexpr pagent_outcome outcomes[] = {PAGENT_OUTCOME_OK, PAGENT_OUTCOME_FAILED,
 static_assert(outcomes[0] == 0 && outcomes[1] == 1 && outcomes[2] == 2 && outcomes[3] == 3,
               "outcomes");
 
+// The version, as constexpr numbers equal to pagent_version().
+constexpr unsigned version_major{PAGENT_VERSION_MAJOR};
+constexpr unsigned version_minor{PAGENT_VERSION_MINOR};
+constexpr unsigned version_patch{PAGENT_VERSION_PATCH};
+static_assert(version_major < 1000 && version_minor < 1000 && version_patch < 1000, "version");
+
 int main() {
+  {
+    const std::string want = std::to_string(version_major) + "." +
+                             std::to_string(version_minor) + "." + std::to_string(version_patch);
+    if (want != pagent_version()) {
+      std::fprintf(stderr, "version %s != %s\n", want.c_str(), pagent_version());
+      return 1;
+    }
+  }
   for (std::size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
     EXPECT(std::strcmp(pagent_status_str(code(statuses[i])), status_names[i]) == 0);
   }
