@@ -18,16 +18,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parallel_agents::aggregate::Tally;
+use parallel_agents::{
+    deduplicate, majority_vote, normalize_answer, AgentResult, ExecutionMetrics, MetricsRecorder,
+    Outcome, TokenUsage,
+};
 use parallel_agents_ffi::agent::*;
 use parallel_agents_ffi::config::*;
 use parallel_agents_ffi::executor::*;
 use parallel_agents_ffi::openai::*;
 use parallel_agents_ffi::results::pagent_metrics;
 use parallel_agents_ffi::status::{pagent_last_error, pagent_status, pagent_status_str};
-use parallel_agents::{
-    deduplicate, majority_vote, normalize_answer, AgentResult, ExecutionMetrics, MetricsRecorder,
-    Outcome, TokenUsage,
-};
 
 /// A target: bytes in; a broken rule panics.
 pub type Target = fn(&[u8]);
