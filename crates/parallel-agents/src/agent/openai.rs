@@ -9,7 +9,7 @@
 //! Failures say whether a retry may help, the way OpenAI's own clients decide: 408, 409,
 //! 429 and 5xx, timeouts and connection errors are retryable and carry the server's
 //! `retry-after-ms` / `Retry-After` (seconds or an HTTP date) as
-//! [`AgentError::retry_after`], which the executor uses as a floor under its backoff;
+//! [`AgentError::retry_after`](crate::agent::AgentError::retry_after), which the executor uses as a floor under its backoff;
 //! other statuses (400, 401, 403, 404, ...) fail at once with the server's message. A
 //! server may override that with `x-should-retry: true|false`. A body that is not the
 //! expected JSON, or larger than 4 MiB, fails for good.
