@@ -575,7 +575,12 @@ fn c_host(plan: &Plan, report: &mut Report) -> Option<chost::CHost> {
     let profile_dir = exe.parent()?.to_path_buf();
     // Quick runs come from `cargo test`, which must not start a nested cargo build.
     let may_build = !plan.quick;
-    match chost::CHost::build(&repo(), &profile_dir, &profile_dir.join("bench-c"), may_build) {
+    match chost::CHost::build(
+        &repo(),
+        &profile_dir,
+        &profile_dir.join("bench-c"),
+        may_build,
+    ) {
         Ok(h) => Some(h),
         Err(chost::Unavailable::Skipped(why)) => {
             report.note(format!("C ABI figures skipped: {why}"));

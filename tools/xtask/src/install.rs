@@ -55,7 +55,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value"));
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value"))
+        };
         match a.as_str() {
             "--prefix" => o.prefix = PathBuf::from(value()?),
             "--profile" => o.profile = value()?,
@@ -101,10 +105,16 @@ pub fn install(o: &Options) -> Result<(), String> {
     }
     let soname = soname();
     let real = format!("libparallel_agents.so.{VERSION}");
-    copy(&profile_dir.join("libparallel_agents_ffi.so"), &lib.join(&real))?;
+    copy(
+        &profile_dir.join("libparallel_agents_ffi.so"),
+        &lib.join(&real),
+    )?;
     symlink(&real, &lib.join(&soname))?;
     symlink(&soname, &lib.join("libparallel_agents.so"))?;
-    copy(&profile_dir.join("libparallel_agents_ffi.a"), &lib.join("libparallel_agents.a"))?;
+    copy(
+        &profile_dir.join("libparallel_agents_ffi.a"),
+        &lib.join("libparallel_agents.a"),
+    )?;
     copy(&crate::header::path(), &include.join("parallel_agents.h"))?;
     let python = o
         .features
@@ -113,7 +123,10 @@ pub fn install(o: &Options) -> Result<(), String> {
     let pc = pkg_config(&prefix, python)?;
     std::fs::write(pkgconfig.join("parallel_agents.pc"), pc)
         .map_err(|e| format!("parallel_agents.pc: {e}"))?;
-    println!("installed parallel_agents {VERSION} under {}", prefix.display());
+    println!(
+        "installed parallel_agents {VERSION} under {}",
+        prefix.display()
+    );
     Ok(())
 }
 

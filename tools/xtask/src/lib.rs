@@ -10,10 +10,7 @@ use std::path::PathBuf;
 /// The workspace root (two levels above this crate).
 pub fn workspace_root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.ancestors()
-        .nth(2)
-        .map(PathBuf::from)
-        .unwrap_or(here)
+    here.ancestors().nth(2).map(PathBuf::from).unwrap_or(here)
 }
 
 /// The ffi crate: its sources, `cbindgen.toml` and `include/`.

@@ -119,7 +119,8 @@ pub trait Agent: Send + Sync + 'static {
         "agent"
     }
 
-    /// Told the `max_concurrency` of each executor that starts using this agent. Agents
+    /// Told the `max_concurrency` of each executor that starts using this agent (twice it
+    /// with hedging, which may run a duplicate beside each call). Agents
     /// that run calls on threads of their own (blocking callbacks, sync Python callables)
     /// size those threads to the largest concurrency any executor asked for, so the
     /// threads stay bounded by it and never cap it. The default does nothing.

@@ -140,11 +140,15 @@ impl ParallelAgentExecutor {
         limiter: Option<Arc<RateLimiter>>,
     ) -> Result<Self> {
         config.validate()?;
+        // With hedging, each call may run one duplicate beside it.
+        let calls = config
+            .max_concurrency
+            .saturating_mul(if config.hedge.enabled() { 2 } else { 1 });
         match &agents {
-            Agents::Single(a) => a.fit_concurrency(config.max_concurrency),
+            Agents::Single(a) => a.fit_concurrency(calls),
             // A member serves one call at a time, but one agent may fill several members.
             Agents::Pool(m) => {
-                let most = m.len().min(config.max_concurrency);
+                let most = m.len().min(calls);
                 m.agents().for_each(|a| a.fit_concurrency(most));
             }
         }
