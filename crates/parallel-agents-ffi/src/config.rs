@@ -246,11 +246,7 @@ pub extern "C" fn pagent_rate_limiter_new(
     guard("pagent_rate_limiter_new", || -> FfiResult {
         let out = try_out_handle!(out);
         let limit = RateLimit { per_second, burst };
-        let check = ParallelConfig {
-            rate_limit: Some(limit.clone()),
-            ..Default::default()
-        };
-        check.validate().map_err(parallel_agents::Error::from)?;
+        limit.validate().map_err(parallel_agents::Error::from)?;
         *out = boxed(pagent_rate_limiter {
             inner: Arc::new(RateLimiter::new(limit)),
         });

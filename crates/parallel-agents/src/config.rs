@@ -100,7 +100,9 @@ impl RateLimit {
         saturating_secs(1.0 / self.per_second)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the limit alone (as [`ParallelConfig::validate`] does), e.g. before
+    /// sharing one [`RateLimiter`](crate::RateLimiter) among executors.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let r = self.per_second;
         // NaN fails `contains` too.
         if !(MIN_RATE_PER_SECOND..=MAX_RATE_PER_SECOND).contains(&r) {
