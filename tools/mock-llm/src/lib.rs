@@ -532,7 +532,7 @@ async fn answer(
         );
     }
     if let Some(code) = d.status.or(d.fail_first.map(|_| 429)) {
-        let fail = d.fail_first.is_none_or(|n| seen_before < n);
+        let fail = d.fail_first.map_or(true, |n| seen_before < n);
         if fail && code != 200 {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let kind = match code {

@@ -119,7 +119,7 @@ pub fn install(o: &Options) -> Result<(), String> {
     let python = o
         .features
         .as_ref()
-        .is_none_or(|f| f.iter().any(|x| x == "python" || x == "default"));
+        .map_or(true, |f| f.iter().any(|x| x == "python" || x == "default"));
     let pc = pkg_config(&prefix, python)?;
     std::fs::write(pkgconfig.join("parallel_agents.pc"), pc)
         .map_err(|e| format!("parallel_agents.pc: {e}"))?;
