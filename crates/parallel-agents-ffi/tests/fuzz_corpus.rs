@@ -6,7 +6,7 @@
 //! Crash inputs of bugs not yet fixed are listed in `fuzz/known_open.txt`. They are
 //! replayed too, and must still fail: once a fix makes one pass, the test says so, and
 //! its line comes out of the list, so it guards the fix like every other input.
-//! `cargo test --test fuzz_corpus -- --ignored` runs them expecting a pass (the check
+//! `cargo test -p parallel-agents-ffi --test fuzz_corpus -- --ignored` runs them expecting a pass (the check
 //! to run while fixing them).
 
 #[path = "../../../fuzz/src/targets.rs"]
