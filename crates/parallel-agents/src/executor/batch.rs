@@ -103,23 +103,23 @@ impl Batch {
         None
     }
 
-    /// Waits for every remaining result and returns them in question order.
-    pub async fn collect_ordered(mut self) -> Vec<AgentResult> {
-        let mut out = Vec::with_capacity(self.total());
+    /// Waits for every remaining result, appending them to `out` in completion order.
+    pub async fn drain_into(&mut self, out: &mut Vec<AgentResult>) {
         while let Some(r) = self.next().await {
             out.push(r);
         }
-        out.sort_unstable_by_key(|r| r.question_index);
-        out
+    }
+
+    /// Waits for every remaining result and returns them in question order.
+    pub async fn collect_ordered(self) -> Vec<AgentResult> {
+        self.finish().await.0
     }
 
     /// Waits for every remaining result; returns them in question order with the batch's
     /// metrics.
     pub async fn finish(mut self) -> (Vec<AgentResult>, ExecutionMetrics) {
         let mut out = Vec::with_capacity(self.total() - self.n_delivered);
-        while let Some(r) = self.next().await {
-            out.push(r);
-        }
+        self.drain_into(&mut out).await;
         out.sort_unstable_by_key(|r| r.question_index);
         (out, self.metrics().unwrap_or_default())
     }
@@ -135,16 +135,12 @@ impl Batch {
         let _ = runtime::spawn_tracked(&handle, async move {
             let mut g = task.await;
             let (batch, out) = &mut *g;
-            while let Some(r) = batch.next().await {
-                out.push(r);
-            }
+            batch.drain_into(out).await;
         })
         .await;
         let mut g = gather.lock().await;
         let (batch, out) = &mut *g;
-        while let Some(r) = batch.next().await {
-            out.push(r);
-        }
+        batch.drain_into(out).await;
         let mut out = std::mem::take(out);
         out.sort_unstable_by_key(|r| r.question_index);
         Ok((out, batch.metrics().unwrap_or_default()))

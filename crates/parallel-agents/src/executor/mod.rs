@@ -235,9 +235,7 @@ impl ParallelAgentExecutor {
     ) -> Result<Vec<AgentResult>> {
         let mut batch = self.stream(questions, buffer_size)?;
         let mut out = Vec::with_capacity(batch.total());
-        while let Some(r) = batch.next().await {
-            out.push(r);
-        }
+        batch.drain_into(&mut out).await;
         Ok(out)
     }
 
