@@ -8,7 +8,7 @@ use super::guard::{
 };
 use super::status::{pagent_status, Failure};
 use parallel_agents::executor::ConsensusResult;
-use parallel_agents::metrics::ExecutionMetrics;
+use parallel_agents::metrics::{micros, ExecutionMetrics};
 use parallel_agents::result::{AgentResult, Outcome};
 
 /// How a call ended.
@@ -137,7 +137,7 @@ pub extern "C" fn pagent_result_question_index(result: *const pagent_result) -> 
 #[no_mangle]
 pub extern "C" fn pagent_result_duration_us(result: *const pagent_result) -> u64 {
     with_result("pagent_result_duration_us", result, 0, |r| {
-        r.inner.duration.as_micros().min(u128::from(u64::MAX)) as u64
+        micros(r.inner.duration)
     })
 }
 
@@ -206,14 +206,10 @@ pub struct pagent_metrics {
     pub completion_tokens: u64,
 }
 
-fn us(d: std::time::Duration) -> u64 {
-    d.as_micros().min(u128::from(u64::MAX)) as u64
-}
-
 impl From<&ExecutionMetrics> for pagent_metrics {
     fn from(m: &ExecutionMetrics) -> Self {
         Self {
-            total_duration_us: us(m.total_duration),
+            total_duration_us: micros(m.total_duration),
             successful_count: m.successful_count,
             failed_count: m.failed_count,
             timed_out_count: m.timed_out_count,
@@ -222,12 +218,12 @@ impl From<&ExecutionMetrics> for pagent_metrics {
             attempts: m.attempts,
             hedged_count: m.hedged_count,
             hedge_wins: m.hedge_wins,
-            avg_duration_us: us(m.avg_duration),
-            min_duration_us: us(m.min_duration),
-            max_duration_us: us(m.max_duration),
-            p50_duration_us: us(m.p50_duration),
-            p95_duration_us: us(m.p95_duration),
-            p99_duration_us: us(m.p99_duration),
+            avg_duration_us: micros(m.avg_duration),
+            min_duration_us: micros(m.min_duration),
+            max_duration_us: micros(m.max_duration),
+            p50_duration_us: micros(m.p50_duration),
+            p95_duration_us: micros(m.p95_duration),
+            p99_duration_us: micros(m.p99_duration),
             throughput: m.throughput,
             prompt_tokens: m.prompt_tokens,
             completion_tokens: m.completion_tokens,

@@ -67,7 +67,7 @@ fn ser_us<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 /// Whole microseconds in `d`, saturating at `u64::MAX` (about 584,000 years): the unit
 /// metrics count latency in.
-pub(crate) fn micros(d: Duration) -> u64 {
+pub fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
