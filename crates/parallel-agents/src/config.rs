@@ -45,7 +45,8 @@ pub struct RetryPolicy {
     pub max_retries: u32,
     /// Backoff before the first retry (upper bound of the jitter window).
     pub backoff_base: Duration,
-    /// Upper bound on any single backoff.
+    /// Upper bound on any single backoff, and on a server's retry-after hint: a call told
+    /// to wait longer fails at once, with a message that names the hint.
     pub backoff_cap: Duration,
     /// Whether a timed-out attempt is retried (errors say themselves whether they are).
     pub retry_timeouts: bool,

@@ -124,13 +124,24 @@ pub(super) async fn run_call(call: &mut Call) -> AgentResult {
         if !retry || call.attempts > cfg.retry.max_retries {
             break attempt;
         }
-        // A server's retry-after hint is a floor under the jittered backoff.
-        let hint = match &attempt {
+        // A server's retry-after hint is a floor under the jittered backoff; a hint past
+        // the longest backoff ends the call now instead of holding it for that long.
+        let cap = cfg.retry.backoff_cap;
+        let hint = match attempt {
+            Attempt::Error(mut e) if e.retry_after.is_some_and(|h| h > cap) => {
+                let h = e.retry_after.unwrap_or_default();
+                e.message = format!(
+                    "{}; the server asked to wait {h:?} before retrying, longer than the \
+                     longest backoff ({cap:?}), so the call gives up",
+                    e.message
+                );
+                break Attempt::Error(e);
+            }
             Attempt::Error(e) => e.retry_after,
             _ => None,
         };
-        let backoff = full_jitter(&cfg.retry, call.attempts, index)
-            .max(crate::config::clamp_duration(hint.unwrap_or_default()));
+        let backoff =
+            full_jitter(&cfg.retry, call.attempts, index).max(hint.unwrap_or_default());
         Box::pin(tokio::time::sleep(backoff)).await;
     };
     let mut usage: Option<TokenUsage> = None;
