@@ -632,6 +632,8 @@ pagent_status pagent_config_set_max_retries(struct pagent_config *config, uint32
 
 /**
  * Backoff before retry k: uniform in [0, min(cap_ms, base_ms * 2^(k-1))] ("full jitter").
+ * A server's retry-after hint is a floor under it, up to cap_ms: a hint longer than
+ * cap_ms fails the call at once, with a message that names the hint (default cap 10 s).
  * Requires base_ms <= cap_ms <= 30 days.
  */
 pagent_status pagent_config_set_retry_backoff_ms(struct pagent_config *config,
@@ -803,8 +805,10 @@ void pagent_string_free(char *s);
 /**
  * Options with the defaults: base URL `https://api.openai.com/v1`, model `gpt-4o-mini`,
  * API key from the environment variable `OPENAI_API_KEY`, no system prompt, user template
- * `{question}`, temperature 0, max tokens 256, no extra headers, request timeout 60 s, no
- * tokens-per-minute budget. Caller owns it and must call `pagent_openai_options_free`.
+ * `{question}`, no extra headers, request timeout 60 s, idle pooled connections kept 4 s,
+ * no tokens-per-minute budget. Request fields that are not set (temperature, max tokens,
+ * max completion tokens, extra fields) are left out of the request, so the server's
+ * defaults apply. Caller owns it and must call `pagent_openai_options_free`.
  * Returns NULL only if out of memory (the process aborts first in practice).
  */
 struct pagent_openai_options *pagent_openai_options_new(void);
@@ -818,7 +822,8 @@ void pagent_openai_options_free(struct pagent_openai_options *options);
  * Base URL of the API, e.g. `"https://api.openai.com/v1"` or `"http://127.0.0.1:8080/v1"`;
  * calls POST to `{base_url}/chat/completions`. Copied. A URL that is not `http://` or
  * `https://` with a host (or has whitespace, a query or a fragment) returns
- * `PAGENT_ERR_INVALID_ARG`.
+ * `PAGENT_ERR_INVALID_ARG`; so does one with credentials (`user:password@`), which would
+ * be sent as Basic auth and shown in messages: the message does not repeat them.
  */
 pagent_status pagent_openai_options_set_base_url(struct pagent_openai_options *options,
                                                  const char *base_url);
@@ -853,13 +858,15 @@ pagent_status pagent_openai_options_set_user_template(struct pagent_openai_optio
                                                       const char *user_template);
 
 /**
- * Sampling temperature, in [0, 2]; NaN is rejected.
+ * Sampling temperature, in [0, 2]; NaN is rejected. Not sent unless set (reasoning models
+ * reject some values).
  */
 pagent_status pagent_openai_options_set_temperature(struct pagent_openai_options *options,
                                                     double temperature);
 
 /**
- * Upper bound on completion tokens per call, 1 to 10,000,000.
+ * `max_tokens`: upper bound on completion tokens per call, 1 to 10,000,000. Not sent
+ * unless set; reasoning models want `pagent_openai_options_set_max_completion_tokens`.
  */
 pagent_status pagent_openai_options_set_max_tokens(struct pagent_openai_options *options,
                                                    uint32_t max_tokens);
@@ -867,11 +874,44 @@ pagent_status pagent_openai_options_set_max_tokens(struct pagent_openai_options 
 /**
  * Adds a header sent with every request (e.g. for a gateway); may be called repeatedly,
  * up to 64 headers. The name must be an HTTP token, the value visible ASCII, spaces and
- * tabs. Both copied. The value is treated as a secret: error messages never repeat it.
+ * tabs. Both copied. Hop-by-hop and framing headers (`Connection`, `Keep-Alive`,
+ * `Content-Length`, `Transfer-Encoding`, `TE`, `Trailer`, `Upgrade`, `Host`, `Expect`,
+ * `Proxy-Connection`) and `Content-Type` are refused with `PAGENT_ERR_INVALID_ARG`. The
+ * value is a secret: no error, result, metric or log repeats it, whole or in part (an
+ * answer that contains it fails the call instead).
  */
 pagent_status pagent_openai_options_add_header(struct pagent_openai_options *options,
                                                const char *name,
                                                const char *value);
+
+/**
+ * `max_completion_tokens`: upper bound on completion tokens per call, reasoning tokens
+ * included, 1 to 10,000,000 (what o-series and other reasoning models take instead of
+ * `max_tokens`). Not sent unless set.
+ */
+pagent_status pagent_openai_options_set_max_completion_tokens(struct pagent_openai_options *options,
+                                                              uint32_t max_completion_tokens);
+
+/**
+ * Other request fields, as one JSON object merged into each request's body, e.g.
+ * `{"seed": 7, "top_p": 0.9, "stop": ["\n"], "response_format": {"type": "json_object"}}`.
+ * It may not set `model`, `messages` or `stream`; a field it shares with a setter above
+ * (temperature, max tokens, max completion tokens) is refused when the agent is made.
+ * At most 1 MiB. NULL or `""` removes it. Copied. Not JSON, or not an object:
+ * `PAGENT_ERR_INVALID_ARG`.
+ */
+pagent_status pagent_openai_options_set_extra_body_json(struct pagent_openai_options *options,
+                                                        const char *json);
+
+/**
+ * How long an idle pooled connection is kept for reuse, in ms; 0 never reuses one; at
+ * most one hour. Default 4000: below the 5 s after which common servers (uvicorn,
+ * LiteLLM's proxy) close idle connections. A request that still meets a connection the
+ * server closed, before any byte of a reply, is sent again once on a fresh connection
+ * without counting as a retry.
+ */
+pagent_status pagent_openai_options_set_pool_idle_timeout_ms(struct pagent_openai_options *options,
+                                                             uint64_t timeout_ms);
 
 /**
  * Limit on each HTTP request (connect, send, read the whole body), in ms; 1 ms to one
@@ -895,8 +935,12 @@ pagent_status pagent_openai_options_set_tokens_per_minute(struct pagent_openai_o
  * it; TLS by rustls). The answer is `choices[0].message.content`; token usage is
  * recorded on each result (`pagent_result_prompt_tokens`, ...) and summed in metrics.
  * HTTP 408/409/429/5xx, timeouts and connection errors are retryable (set retries with
- * `pagent_config_set_max_retries`) and honour `Retry-After` / `retry-after-ms`; other
- * statuses fail at once with the server's message. `options` NULL: the defaults.
+ * `pagent_config_set_max_retries`) and honour `Retry-After` / `retry-after-ms` /
+ * `llm_provider-retry-after` up to the backoff cap; other statuses fail at once with the
+ * server's message. Redirects are not followed (a 3xx fails and names its `Location`).
+ * The API key and header values never appear in a result, error, metric or log. A reply
+ * with tool calls or cut at the token limit before any text fails with a message that
+ * says so. `options` NULL: the defaults.
  * Reads the API key from the environment now. Returns `PAGENT_ERR_INVALID_ARG` if the
  * library was built without the `openai` feature. Out: the new agent, or NULL. Caller
  * owns it (`pagent_agent_free`).

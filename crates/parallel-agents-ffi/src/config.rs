@@ -139,6 +139,8 @@ pub extern "C" fn pagent_config_set_max_retries(
 }
 
 /// Backoff before retry k: uniform in [0, min(cap_ms, base_ms * 2^(k-1))] ("full jitter").
+/// A server's retry-after hint is a floor under it, up to cap_ms: a hint longer than
+/// cap_ms fails the call at once, with a message that names the hint (default cap 10 s).
 /// Requires base_ms <= cap_ms <= 30 days.
 #[no_mangle]
 pub extern "C" fn pagent_config_set_retry_backoff_ms(
