@@ -772,33 +772,68 @@ fn assert_same(a: &pagent_metrics, b: &pagent_metrics) {
 // ---------------------------------------------------------------------------------------
 // Pure parsers and rules
 
-/// A chat-completions reply body and an error body. Rules: no panic; an accepted reply's
-/// answer is exactly `choices[0].message.content` of the JSON (read lossily: invalid
-/// UTF-8 in a field the parser ignores is accepted).
+/// A chat-completions reply body and an error body, with a secret the agent would send
+/// that the body echoes.
+/// Rules: no panic; an accepted reply's answer is exactly `choices[0].message.content` of
+/// the JSON (read lossily: invalid UTF-8 in a field the parser ignores is accepted; a lone
+/// surrogate escape reads as U+FFFD); usage is bounded; once scrubbed as the agent
+/// scrubs every message, no message holds a piece of the secret of
+/// `secrets::FRAGMENT` characters.
 pub fn openai_reply(data: &[u8]) {
-    #[cfg(feature = "openai")]
-    {
-        use parallel_agents::agent::openai::client::{error_message, parse_completion};
-        let _ = error_message(data);
-        if let Ok(a) = parse_completion(data) {
+    use parallel_agents::agent::openai::reply::{
+        error_message, parse_completion, replace_lone_surrogates, MAX_USAGE_TOKENS,
+    };
+    use parallel_agents::agent::openai::secrets::{Secrets, FRAGMENT};
+    // The secret is a token the body itself carries (its first run of at least six
+    // letters, digits, '-' or '_'), as when a server echoes a key; the body is the input.
+    let body = data;
+    let secret: String = data
+        .split(|b| !(b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_'))
+        .find(|run| run.len() >= FRAGMENT)
+        .map(|run| String::from_utf8_lossy(&run[..run.len().min(64)]).into_owned())
+        .unwrap_or_default();
+    let secrets = Secrets::new([secret.as_str()]);
+    // Fixed text the library adds could share a piece with a contrived secret.
+    let fixed = "[redacted](empty body)";
+    let checkable = secret.len() >= FRAGMENT
+        && !secret
+            .as_bytes()
+            .windows(FRAGMENT)
+            .any(|w| fixed.as_bytes().windows(FRAGMENT).any(|f| f == w));
+    let no_secret = |msg: &str| {
+        let msg = secrets.scrub(msg);
+        if checkable {
+            for w in secret.as_bytes().windows(FRAGMENT) {
+                assert!(
+                    !msg.as_bytes().windows(FRAGMENT).any(|m| m == w),
+                    "a piece of the secret in {msg:?}"
+                );
+            }
+        }
+    };
+    no_secret(&error_message(body, &secrets));
+    match parse_completion(body, &secrets) {
+        Err(msg) => no_secret(&msg),
+        Ok(a) => {
             // serde skips ignored fields without checking their UTF-8 (fuzzer finding:
             // an invalid byte in `role`), so compare with a lossy reading of the body.
-            let v: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(data))
+            let fixed = replace_lone_surrogates(body);
+            let body = fixed.as_deref().unwrap_or(body);
+            let v: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(body))
                 .expect("an accepted body is JSON");
             assert_eq!(
                 v["choices"][0]["message"]["content"].as_str(),
                 Some(a.text.as_str())
             );
             if let Some(u) = a.usage {
-                assert_eq!(
-                    v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
-                    u.prompt_tokens
-                );
+                assert!(u.prompt_tokens <= MAX_USAGE_TOKENS);
+                assert!(u.completion_tokens <= MAX_USAGE_TOKENS);
+                if let Some(p) = v["usage"]["prompt_tokens"].as_u64() {
+                    assert_eq!(p.min(MAX_USAGE_TOKENS), u.prompt_tokens);
+                }
             }
         }
     }
-    #[cfg(not(feature = "openai"))]
-    let _ = data;
 }
 
 /// `Retry-After` / `retry-after-ms` with arbitrary values and clocks. Rules: no panic; a
@@ -876,12 +911,29 @@ fn httpdate_parse(s: &str) -> Option<std::time::SystemTime> {
 pub fn header_checks(data: &[u8]) {
     use parallel_agents::agent::openai::{
         check_base_url, check_env_name, check_header, check_max_tokens, check_request_timeout,
-        check_temperature, check_template,
+        check_temperature, check_template, parse_extra_body,
     };
     let mut inp = Input::new(data);
     let name = inp.text();
     let value = inp.text();
     if check_header(&name, &value).is_ok() {
+        let framing = [
+            "connection",
+            "content-length",
+            "content-type",
+            "host",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "expect",
+        ];
+        assert!(
+            !framing.iter().any(|f| f.eq_ignore_ascii_case(&name)),
+            "accepted framing header {name:?}"
+        );
         assert!(
             reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok(),
             "accepted header name {name:?}"
@@ -901,7 +953,13 @@ pub fn header_checks(data: &[u8]) {
     if check_base_url(&url).is_ok() {
         let endpoint = format!("{}/chat/completions", url.trim_end_matches('/'));
         #[cfg(feature = "openai")]
-        assert!(reqwest::Url::parse(&endpoint).is_ok(), "accepted {url:?}");
+        {
+            let u = reqwest::Url::parse(&endpoint).expect("an accepted URL parses");
+            assert!(
+                u.username().is_empty() && u.password().is_none(),
+                "accepted credentials in {url:?}"
+            );
+        }
         let _ = endpoint;
     }
     let var = inp.text();
@@ -916,7 +974,16 @@ pub fn header_checks(data: &[u8]) {
     let t = inp.edge_f64();
     assert_eq!(check_temperature(t).is_ok(), (0.0..=2.0).contains(&t));
     let n = inp.edge_u32();
-    assert_eq!(check_max_tokens(n).is_ok(), (1..=10_000_000).contains(&n));
+    assert_eq!(
+        check_max_tokens("max_tokens", n).is_ok(),
+        (1..=10_000_000).contains(&n)
+    );
+    let extra = inp.text();
+    if let Ok(m) = parse_extra_body(&extra) {
+        assert!(["model", "messages", "stream"]
+            .iter()
+            .all(|k| !m.contains_key(*k)));
+    }
     let d = Duration::from_millis(inp.edge_u64());
     assert_eq!(
         check_request_timeout(d).is_ok(),

@@ -5,7 +5,6 @@
 #![cfg(feature = "openai")]
 
 use std::ffi::{c_char, CStr, CString};
-use std::io::{Read, Write};
 use std::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,56 +16,8 @@ use parallel_agents::{
 };
 use serde_json::Value;
 
-/// The test server, in this process on a port the system picks; stopped on drop.
-struct Mock {
-    server: mock_llm::Server,
-    port: u16,
-}
-
-impl Mock {
-    fn start(args: &[&str]) -> Mock {
-        let args = mock_llm::parse_args(args.iter().map(|a| a.to_string()))
-            .expect("mock-llm arguments")
-            .expect("not --help");
-        let server = mock_llm::Server::start(args).expect("start mock-llm");
-        let port = server.port();
-        Mock { server, port }
-    }
-
-    fn url(&self) -> String {
-        self.server.url()
-    }
-
-    fn get(&self, path: &str) -> Value {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let body = raw.split_once("\r\n\r\n").expect("an HTTP response").1;
-        serde_json::from_str(body).expect("JSON stats")
-    }
-
-    fn stats(&self) -> Value {
-        self.get("/stats")
-    }
-
-    /// Start times (µs) of the requests with `tag`, in order.
-    fn starts(stats: &Value, tag: &str) -> Vec<u64> {
-        let mut v: Vec<u64> = stats["log"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["tag"] == tag)
-            .map(|e| e["t_us"].as_u64().unwrap())
-            .collect();
-        v.sort_unstable();
-        v
-    }
-}
+mod support;
+use support::Mock;
 
 fn agent(options: OpenAiOptions) -> Arc<dyn Agent> {
     Arc::new(OpenAiAgent::new(options).expect("agent"))
@@ -174,7 +125,11 @@ fn retry_after_is_a_floor_under_the_retry() {
     let mock = Mock::start(&[]);
     let config = ParallelConfig {
         max_concurrency: 8,
-        retry: retries(2, 1),
+        // The cap must exceed the hints: a longer hint fails the call instead.
+        retry: RetryPolicy {
+            backoff_cap: Duration::from_secs(5),
+            ..retries(2, 1)
+        },
         ..Default::default()
     };
     let exec = ParallelAgentExecutor::new(config, agent(options(&mock))).unwrap();
@@ -460,8 +415,8 @@ fn the_request_carries_template_system_prompt_and_headers() {
     let opts = OpenAiOptions {
         system_prompt: Some("Be brief.".into()),
         user_template: "Q: {question} (again: {question})".into(),
-        temperature: 0.5,
-        max_tokens: 33,
+        temperature: Some(0.5),
+        max_tokens: Some(33),
         headers: vec![("x-team".into(), "agents".into())],
         ..options(&mock)
     };
@@ -491,7 +446,7 @@ fn tokens_per_minute_budget_delays_what_does_not_fit() {
     // prompt / 4): the first fits in the full bucket, the second is ~6 tokens short...
     // plus 3,000 short of the rest of the first: it waits about 1 s.
     let opts = OpenAiOptions {
-        max_tokens: 3_050,
+        max_tokens: Some(3_050),
         tokens_per_minute: Some(6_000),
         ..options(&mock)
     };

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! mock-llm [--port N] [--latency-ms N] [--jitter-ms N] [--require-key KEY]
-//!          [--max-seconds N] [--threads N] [--quiet]
+//!          [--idle-close-ms N] [--max-seconds N] [--threads N] [--quiet]
 //! ```
 //!
 //! Endpoints:
@@ -18,7 +18,8 @@
 //! - `POST /reset`: zeroes the counters and the log. `GET /health`: `ok`.
 //!
 //! Behaviour per request comes from directives in the last user message or in an
-//! `x-mock` header, e.g. `[status=429][retry-after=1] question`:
+//! `x-mock` header, e.g. `[status=429][retry-after=1] question`. Several play a hostile
+//! or unusual server, for the agent's tests:
 //!
 //! | directive | effect |
 //! | --- | --- |
@@ -27,12 +28,22 @@
 //! | `[fail-first=N]` | only the first N requests with this prompt get `status` (429 if none) |
 //! | `[retry-after=S]`, `[retry-after-ms=MS]` | those headers on an error answer |
 //! | `[retry-after-date=S]` | `Retry-After` as an HTTP date S seconds ahead |
+//! | `[llm-retry-after=S]` | `llm_provider-retry-after` (LiteLLM's forwarded hint) on an error answer |
 //! | `[malformed]` | 200 with a truncated JSON body |
 //! | `[huge=BYTES]` | 200 with a body of about BYTES, streamed without a length |
 //! | `[slow-body=MS]` | the body trickles out in ten pieces over MS ms |
 //! | `[vote=A:w\|B:w\|...]` | answer one candidate, drawn with these weights |
 //! | `[echo-key]` | 401 (or `status`) whose message repeats the `Authorization` header |
-//! | `[echo-request]` | the answer is the JSON of the request (model, messages, ...) |
+//! | `[echo-headers]` | every request header goes into the reply: the answer, the error message (with `status`), a text error body (with `[text-error]`), a truncated body (with `[malformed]`), a redirect's `Location` and body (with `[redirect=CODE]`) |
+//! | `[pad=N]` | N characters before the echoed headers (so they straddle a cut) |
+//! | `[text-error]` | an error (`status`) with a plain-text body, not JSON |
+//! | `[redirect=CODE]` | a 3xx with a `Location` on another port |
+//! | `[usage=P,C]` | `usage` reports these raw JSON values (e.g. `18446744073709551615,null`) |
+//! | `[tool-call]` | `content: null` with a tool call, `finish_reason: "tool_calls"` |
+//! | `[cut]` | empty content with `finish_reason: "length"` |
+//! | `[surrogate]` | the answer carries a lone surrogate escape (`\ud800`) |
+//! | `[close-if-reused]` | on a connection that served a request before, close it without replying |
+//! | `[echo-request]` | the answer is the JSON of the request body, with `headers` (the `x-` ones) and `has_authorization` |
 //! | `[timing]` | the answer ends with ` [server_us=N]`, the time the server spent |
 //! | `[tag=NAME]` | NAME goes into the request's entry in the `/stats` log |
 //!
@@ -70,6 +81,9 @@ pub struct Args {
     pub jitter: Duration,
     /// If set, requests must carry `Authorization: Bearer KEY`.
     pub require_key: Option<String>,
+    /// If set, a connection idle this long (no request in flight) is closed, as uvicorn
+    /// and LiteLLM's proxy do after 5 s.
+    pub idle_close: Option<Duration>,
     /// The binary exits after this many seconds (a bound for tests that forget it).
     pub max_seconds: Option<u64>,
     /// Worker threads of the binary's runtime (0: one per core).
@@ -80,7 +94,7 @@ pub struct Args {
 
 /// The command line's usage line.
 pub const USAGE: &str = "usage: mock-llm [--port N] [--latency-ms N] [--jitter-ms N] \
-[--require-key KEY] [--max-seconds N] [--threads N] [--quiet]";
+[--require-key KEY] [--idle-close-ms N] [--max-seconds N] [--threads N] [--quiet]";
 
 /// Parses command-line arguments (without the program name). `Ok(None)` for `--help`.
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>, String> {
@@ -102,6 +116,9 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<Args>
             "--latency-ms" => a.latency = Duration::from_millis(num(&flag, value(&flag)?)?),
             "--jitter-ms" => a.jitter = Duration::from_millis(num(&flag, value(&flag)?)?),
             "--require-key" => a.require_key = Some(value(&flag)?),
+            "--idle-close-ms" => {
+                a.idle_close = Some(Duration::from_millis(num(&flag, value(&flag)?)?))
+            }
             "--max-seconds" => a.max_seconds = Some(num(&flag, value(&flag)?)?),
             "--threads" => a.threads = num(&flag, value(&flag)?)? as usize,
             "--quiet" => a.quiet = true,
@@ -183,16 +200,78 @@ pub async fn serve(listener: tokio::net::TcpListener, args: Args) -> std::io::Re
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
         tokio::spawn(async move {
+            let conn = Arc::new(Conn::default());
+            let c = Arc::clone(&conn);
+            let idle_close = state.args.idle_close;
             let svc = hyper::service::service_fn(move |req| {
-                let state = Arc::clone(&state);
-                async move { Ok::<_, Infallible>(route(state, req).await) }
+                let (state, conn) = (Arc::clone(&state), Arc::clone(&c));
+                async move { route(state, conn, req).await.ok_or(Dropped) }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let serving = builder.serve_connection(TokioIo::new(stream), svc);
+            match idle_close {
+                None => {
+                    let _ = serving.await;
+                }
+                // Dropping the connection's future closes its socket.
+                Some(idle) => {
+                    tokio::select! {
+                        _ = serving => {}
+                        _ = conn.idle_for(idle) => {}
+                    }
+                }
+            }
         });
     }
 }
+
+/// A connection: how many requests it took, how many are in flight, when the last ended.
+struct Conn {
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+    last_done: Mutex<Instant>,
+}
+
+impl Default for Conn {
+    fn default() -> Self {
+        Conn {
+            requests: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            last_done: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl Conn {
+    /// Resolves once the connection has had no request in flight for `idle`.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let since = *self.last_done.lock().unwrap_or_else(|p| p.into_inner());
+            let quiet = self.in_flight.load(Ordering::SeqCst) == 0;
+            if quiet && since.elapsed() >= idle {
+                return;
+            }
+            tokio::time::sleep(if quiet {
+                idle - since.elapsed().min(idle)
+            } else {
+                idle
+            })
+            .await;
+        }
+    }
+}
+
+/// The service's error: hyper closes the connection without a reply.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped on purpose")
+    }
+}
+
+impl std::error::Error for Dropped {}
 
 /// A server running in this process, on a thread and runtime of its own (two workers),
 /// for tests. Stops when dropped.
@@ -251,9 +330,29 @@ impl Drop for Server {
     }
 }
 
-async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
-    match (req.method(), req.uri().path()) {
-        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => chat(state, req).await,
+/// Answers one request; `None` closes the connection without a reply.
+async fn route(
+    state: Arc<State>,
+    conn: Arc<Conn>,
+    req: Request<Incoming>,
+) -> Option<Response<Body>> {
+    let before = conn.requests.fetch_add(1, Ordering::SeqCst);
+    conn.in_flight.fetch_add(1, Ordering::SeqCst);
+    let resp = respond(state, before > 0, req).await;
+    *conn.last_done.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    conn.in_flight.fetch_sub(1, Ordering::SeqCst);
+    resp
+}
+
+async fn respond(
+    state: Arc<State>,
+    reused: bool,
+    req: Request<Incoming>,
+) -> Option<Response<Body>> {
+    let r = match (req.method(), req.uri().path()) {
+        (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
+            return chat(state, reused, req).await
+        }
         (&Method::GET, "/stats") => json_response(StatusCode::OK, stats_json(&state)),
         (&Method::POST, "/reset") => {
             *state.stats() = Stats::default();
@@ -267,7 +366,8 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
             &format!("no route for {} {}", req.method(), req.uri().path()),
             "invalid_request_error",
         ),
-    }
+    };
+    Some(r)
 }
 
 fn stats_json(state: &State) -> Value {
@@ -303,11 +403,21 @@ struct Directives {
     retry_after: Option<String>,
     retry_after_ms: Option<String>,
     retry_after_date: Option<u64>,
+    llm_retry_after: Option<String>,
     malformed: bool,
     huge: Option<usize>,
     slow_body: Option<Duration>,
     vote: Option<Vec<(String, f64)>>,
     echo_key: bool,
+    echo_headers: bool,
+    pad: usize,
+    text_error: bool,
+    redirect: Option<u16>,
+    usage: Option<String>,
+    tool_call: bool,
+    cut: bool,
+    surrogate: bool,
+    close_if_reused: bool,
     echo_request: bool,
     timing: bool,
     tag: Option<String>,
@@ -335,11 +445,21 @@ impl Directives {
                 "retry-after" => self.retry_after = Some(value.to_owned()),
                 "retry-after-ms" => self.retry_after_ms = Some(value.to_owned()),
                 "retry-after-date" => self.retry_after_date = value.parse().ok(),
+                "llm-retry-after" => self.llm_retry_after = Some(value.to_owned()),
                 "malformed" => self.malformed = true,
                 "huge" => self.huge = value.parse().ok(),
                 "slow-body" => self.slow_body = ms(),
                 "vote" => self.vote = parse_vote(value),
                 "echo-key" => self.echo_key = true,
+                "echo-headers" => self.echo_headers = true,
+                "pad" => self.pad = value.parse::<usize>().unwrap_or(0).min(1 << 20),
+                "text-error" => self.text_error = true,
+                "redirect" => self.redirect = value.parse().ok().filter(|c| (300..400).contains(c)),
+                "usage" => self.usage = Some(value.to_owned()),
+                "tool-call" => self.tool_call = true,
+                "cut" => self.cut = true,
+                "surrogate" => self.surrogate = true,
+                "close-if-reused" => self.close_if_reused = true,
                 "echo-request" => self.echo_request = true,
                 "timing" => self.timing = true,
                 "tag" => self.tag = Some(value.to_owned()),
@@ -400,7 +520,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn chat(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
+async fn chat(state: Arc<State>, reused: bool, req: Request<Incoming>) -> Option<Response<Body>> {
     let t0 = Instant::now();
     let t_us = t0.duration_since(state.started).as_micros() as u64;
     state.requests.fetch_add(1, Ordering::SeqCst);
@@ -410,7 +530,7 @@ async fn chat(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
         let mut st = state.stats();
         st.max_in_flight = st.max_in_flight.max(now);
     }
-    let (status, tag, tokens, resp) = answer(&state, req, t0).await;
+    let (status, tag, tokens, resp) = answer(&state, reused, req, t0).await;
     let mut st = state.stats();
     *st.by_status.entry(status).or_default() += 1;
     st.prompt_tokens += tokens.0;
@@ -421,12 +541,23 @@ async fn chat(state: Arc<State>, req: Request<Incoming>) -> Response<Body> {
     resp
 }
 
-/// Handles one chat completion: (status, tag, usage reported, response).
+/// Every request header as `name: value; ...`, after `pad` filler characters.
+fn echo_of(headers: &hyper::HeaderMap, pad: usize) -> String {
+    let mut s = "x".repeat(pad);
+    for (n, v) in headers {
+        s.push_str(&format!("{n}: {}; ", String::from_utf8_lossy(v.as_bytes())));
+    }
+    s
+}
+
+/// Handles one chat completion: (status, tag, usage reported, response; `None` drops the
+/// connection, status 0 in the log).
 async fn answer(
     state: &State,
+    reused: bool,
     req: Request<Incoming>,
     t0: Instant,
-) -> (u16, Option<String>, (u64, u64), Response<Body>) {
+) -> (u16, Option<String>, (u64, u64), Option<Response<Body>>) {
     let (parts, body) = req.into_parts();
     let header = |name: &str| {
         parts
@@ -448,7 +579,7 @@ async fn answer(
                 &format!("cannot read the request body: {e}"),
                 "invalid_request_error",
             );
-            return (400, d.tag, (0, 0), r);
+            return (400, d.tag, (0, 0), Some(r));
         }
     };
     let request: Value = match serde_json::from_slice(&bytes) {
@@ -456,7 +587,7 @@ async fn answer(
         Err(e) => {
             let msg = format!("the request body is not JSON: {e}");
             let r = error_response(StatusCode::BAD_REQUEST, &msg, "invalid_request_error");
-            return (400, d.tag, (0, 0), r);
+            return (400, d.tag, (0, 0), Some(r));
         }
     };
     let model = request["model"].as_str().unwrap_or("").to_owned();
@@ -473,7 +604,7 @@ async fn answer(
             "messages must include a user message with string content",
             "invalid_request_error",
         );
-        return (400, d.tag, (0, 0), r);
+        return (400, d.tag, (0, 0), Some(r));
     };
     if model.is_empty() {
         let r = error_response(
@@ -481,10 +612,14 @@ async fn answer(
             "you must provide a model parameter",
             "invalid_request_error",
         );
-        return (400, d.tag, (0, 0), r);
+        return (400, d.tag, (0, 0), Some(r));
     }
     d.read(&user);
     let tag = d.tag.clone();
+    if d.close_if_reused && reused {
+        return (0, tag, (0, 0), None);
+    }
+    let echo = d.echo_headers.then(|| echo_of(&parts.headers, d.pad));
 
     let seen_before = {
         let mut seen = state.seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -513,7 +648,11 @@ async fn answer(
                 401,
                 tag,
                 (0, 0),
-                error_response(StatusCode::UNAUTHORIZED, &msg, "invalid_request_error"),
+                Some(error_response(
+                    StatusCode::UNAUTHORIZED,
+                    &msg,
+                    "invalid_request_error",
+                )),
             );
         }
     }
@@ -528,8 +667,20 @@ async fn answer(
             code,
             tag,
             (0, 0),
-            error_response(status, &msg, "invalid_request_error"),
+            Some(error_response(status, &msg, "invalid_request_error")),
         );
+    }
+    if let Some(code) = d.redirect {
+        let location = format!(
+            "http://127.0.0.1:9/elsewhere?echo={}",
+            percent_encode(echo.as_deref().unwrap_or(""))
+        );
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::FOUND);
+        let mut r = full(status, "text/plain", echo.clone().unwrap_or_default());
+        if let Ok(v) = location.parse() {
+            r.headers_mut().insert(hyper::header::LOCATION, v);
+        }
+        return (code, tag, (0, 0), Some(r));
     }
     if let Some(code) = d.status.or(d.fail_first.map(|_| 429)) {
         let fail = d.fail_first.map_or(true, |n| seen_before < n);
@@ -540,11 +691,18 @@ async fn answer(
                 500..=599 => "server_error",
                 _ => "invalid_request_error",
             };
-            let msg = format!(
-                "mock: status {code} as asked (request {} of this prompt)",
-                seen_before + 1
-            );
-            let mut r = error_response(status, &msg, kind);
+            let msg = match &echo {
+                Some(e) => format!("mock: you sent {e}"),
+                None => format!(
+                    "mock: status {code} as asked (request {} of this prompt)",
+                    seen_before + 1
+                ),
+            };
+            let mut r = if d.text_error {
+                full(status, "text/plain", format!("upstream error: {msg}"))
+            } else {
+                error_response(status, &msg, kind)
+            };
             let h = r.headers_mut();
             if let Some(v) = d.retry_after.as_deref().and_then(|v| v.parse().ok()) {
                 h.insert("retry-after", v);
@@ -552,13 +710,16 @@ async fn answer(
             if let Some(v) = d.retry_after_ms.as_deref().and_then(|v| v.parse().ok()) {
                 h.insert("retry-after-ms", v);
             }
+            if let Some(v) = d.llm_retry_after.as_deref().and_then(|v| v.parse().ok()) {
+                h.insert("llm_provider-retry-after", v);
+            }
             if let Some(s) = d.retry_after_date {
                 let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(s));
                 if let Ok(v) = at.parse() {
                     h.insert("retry-after", v);
                 }
             }
-            return (code, tag, (0, 0), r);
+            return (code, tag, (0, 0), Some(r));
         }
     }
 
@@ -570,15 +731,12 @@ async fn answer(
             .filter(|(n, _)| n.as_str().starts_with("x-") && n.as_str() != "x-mock")
             .map(|(n, v)| (n.to_string(), json!(v.to_str().unwrap_or(""))))
             .collect();
-        json!({
-            "model": model,
-            "messages": messages,
-            "temperature": request["temperature"],
-            "max_tokens": request["max_tokens"],
-            "headers": custom,
-            "has_authorization": auth.is_some(),
-        })
-        .to_string()
+        let mut echoed = request.clone();
+        echoed["headers"] = json!(custom);
+        echoed["has_authorization"] = json!(auth.is_some());
+        echoed.to_string()
+    } else if let Some(e) = &echo {
+        format!("mock answer: {e}")
     } else if let Some(c) = &d.vote {
         // Temperature 0: a model always gives the same answer to the same prompt.
         let draw = if temperature > 0.0 { seen_before } else { 0 };
@@ -600,15 +758,19 @@ async fn answer(
         (text.len() as u64).div_ceil(4),
     );
     if d.malformed {
+        let shown = if echo.is_some() {
+            text.clone()
+        } else {
+            text.len().to_string()
+        };
         let body = format!(
-            "{{\"id\":\"chatcmpl-mock\",\"choices\":[{{\"message\":{{\"content\":\"{}",
-            text.len()
+            "{{\"id\":\"chatcmpl-mock\",\"choices\":[{{\"message\":{{\"content\":\"{shown}"
         );
         return (
             200,
             tag,
             (0, 0),
-            full(StatusCode::OK, "application/json", body),
+            Some(full(StatusCode::OK, "application/json", body)),
         );
     }
     let n = state.requests.load(Ordering::Relaxed);
@@ -634,6 +796,41 @@ async fn answer(
     if let Some(size) = d.huge {
         doc["padding"] = json!("x".repeat(size));
     }
+    if let Some(u) = &d.usage {
+        // Raw JSON values, so a test can send what no honest server would.
+        let (p, c) = u.split_once(',').unwrap_or((u, "0"));
+        let raw = format!("{{\"prompt_tokens\":{p},\"completion_tokens\":{c}}}");
+        doc["usage"] = json!("__USAGE__");
+        let body = doc.to_string().replace("\"__USAGE__\"", &raw);
+        return (
+            200,
+            tag,
+            usage,
+            Some(full(StatusCode::OK, "application/json", body)),
+        );
+    }
+    if d.tool_call {
+        doc["choices"][0]["message"] = json!({"role": "assistant", "content": null,
+            "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]});
+        doc["choices"][0]["finish_reason"] = json!("tool_calls");
+    }
+    if d.cut {
+        doc["choices"][0]["message"]["content"] = json!("");
+        doc["choices"][0]["finish_reason"] = json!("length");
+    }
+    if d.surrogate {
+        doc["choices"][0]["message"]["content"] = json!("__SURROGATE__");
+        let body = doc
+            .to_string()
+            .replace("__SURROGATE__", "broken \\ud800 pair");
+        return (
+            200,
+            tag,
+            usage,
+            Some(full(StatusCode::OK, "application/json", body)),
+        );
+    }
     let body = Bytes::from(doc.to_string());
     let resp = if d.huge.is_some() {
         // Streamed without a length, so a client must count as it reads.
@@ -652,7 +849,19 @@ async fn answer(
     } else {
         full(StatusCode::OK, "application/json", body)
     };
-    (200, tag, usage, resp)
+    (200, tag, usage, Some(resp))
+}
+
+/// `text` percent-encoded for a URL query (unreserved characters kept).
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// `sk-abc...xyz` for messages (as OpenAI shows a wrong key).

@@ -140,8 +140,7 @@ pub(super) async fn run_call(call: &mut Call) -> AgentResult {
             Attempt::Error(e) => e.retry_after,
             _ => None,
         };
-        let backoff =
-            full_jitter(&cfg.retry, call.attempts, index).max(hint.unwrap_or_default());
+        let backoff = full_jitter(&cfg.retry, call.attempts, index).max(hint.unwrap_or_default());
         Box::pin(tokio::time::sleep(backoff)).await;
     };
     let mut usage: Option<TokenUsage> = None;

@@ -14,7 +14,7 @@ use super::reply::{self, error_message, parse_completion};
 use super::secrets::{cut, Secrets};
 use super::token_bucket::TokenBucket;
 use super::OpenAiOptions;
-use crate::agent::{Agent, AgentError, Answer, BoxFuture};
+use crate::agent::{Agent, AgentError, Answer, BoxFuture, TokenUsage};
 use crate::error::{Error, Result};
 
 /// An OpenAI-compatible chat-completions agent; see the [module docs](super).
@@ -29,6 +29,8 @@ pub struct OpenAiAgent {
     /// The API key and header values, to keep them out of what the agent returns.
     secrets: Secrets,
     has_key: bool,
+    /// Size of `extra_body` as JSON: tools and the like count as prompt.
+    extra_bytes: usize,
     tokens: Option<TokenBucket>,
 }
 
@@ -102,6 +104,10 @@ impl OpenAiAgent {
         let client = builder
             .build()
             .map_err(|e| Error::Runtime(format!("cannot build the HTTP client: {e}")))?;
+        let extra_bytes = options
+            .extra_body
+            .as_ref()
+            .map_or(0, |m| serde_json::to_vec(m).map_or(0, |v| v.len()));
         Ok(Self {
             tokens: options.tokens_per_minute.map(TokenBucket::per_minute),
             options,
@@ -110,6 +116,7 @@ impl OpenAiAgent {
             client,
             secrets,
             has_key: key.is_some(),
+            extra_bytes,
         })
     }
 
@@ -135,7 +142,10 @@ impl OpenAiAgent {
         if let Some(b) = &self.tokens {
             b.take(estimate).await;
         }
-        let outcome = self.post(&user).await;
+        let mut outcome = self.post(&user).await;
+        if let Ok(a) = &mut outcome {
+            a.usage = a.usage.map(|u| self.plausible(u, &user));
+        }
         if let Some(b) = &self.tokens {
             match &outcome {
                 Ok(a) => b.settle(
@@ -162,6 +172,26 @@ impl OpenAiAgent {
                 e.message = self.secrets.scrub(&e.message);
                 Err(e)
             }
+        }
+    }
+
+    /// `usage` within what this request could have used: no more prompt tokens than its
+    /// bytes (no tokenizer makes a token of less than a byte) plus room for the chat
+    /// template, no more completion tokens than a limit the host set. A server that
+    /// reports more cannot exhaust the token budget or inflate the metrics.
+    fn plausible(&self, u: TokenUsage, user: &str) -> TokenUsage {
+        let o = &self.options;
+        let prompt_bytes =
+            o.system_prompt.as_deref().map_or(0, str::len) + user.len() + self.extra_bytes;
+        let completion_max = match (o.max_completion_tokens, o.max_tokens) {
+            (None, None) => u64::MAX,
+            _ => u64::from(o.completion_limit()),
+        };
+        TokenUsage {
+            prompt_tokens: u
+                .prompt_tokens
+                .min(prompt_bytes as u64 + PROMPT_OVERHEAD_TOKENS),
+            completion_tokens: u.completion_tokens.min(completion_max),
         }
     }
 
@@ -258,7 +288,10 @@ impl OpenAiAgent {
     }
 
     /// Reads the body, up to [`MAX_RESPONSE_BYTES`](super::MAX_RESPONSE_BYTES).
-    async fn read_body(&self, mut resp: reqwest::Response) -> std::result::Result<Vec<u8>, Failure> {
+    async fn read_body(
+        &self,
+        mut resp: reqwest::Response,
+    ) -> std::result::Result<Vec<u8>, Failure> {
         let max = super::MAX_RESPONSE_BYTES;
         let too_big = |n: String| {
             Failure::Fatal(format!(
@@ -312,6 +345,9 @@ impl OpenAiAgent {
         })
     }
 }
+
+/// Tokens a chat template may add to a prompt (role markers, a default system prompt).
+const PROMPT_OVERHEAD_TOKENS: u64 = 1024;
 
 /// Whether a request failed after it was sent but before any byte of a reply: the
 /// connection was closed or reset under it (hyper's "incomplete message", or a reset,

@@ -140,7 +140,10 @@ impl OpenAiOptions {
             let set_by_options = [
                 ("temperature", self.temperature.is_some()),
                 ("max_tokens", self.max_tokens.is_some()),
-                ("max_completion_tokens", self.max_completion_tokens.is_some()),
+                (
+                    "max_completion_tokens",
+                    self.max_completion_tokens.is_some(),
+                ),
             ];
             for (field, set) in set_by_options {
                 if set && extra.contains_key(field) {
@@ -271,7 +274,9 @@ pub fn check_temperature(t: f64) -> Result<()> {
 #[doc(hidden)] // public for the fuzz targets in fuzz/
 pub fn check_max_tokens(field: &str, n: u32) -> Result<()> {
     if n == 0 || n > MAX_MAX_TOKENS {
-        return Err(invalid(format!("{field} {n} is not in [1, {MAX_MAX_TOKENS}]")));
+        return Err(invalid(format!(
+            "{field} {n} is not in [1, {MAX_MAX_TOKENS}]"
+        )));
     }
     Ok(())
 }
@@ -316,8 +321,8 @@ pub fn parse_extra_body(json: &str) -> Result<Map<String, Value>> {
             json.len()
         )));
     }
-    let v: Value = serde_json::from_str(json)
-        .map_err(|e| invalid(format!("extra_body is not JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_str(json).map_err(|e| invalid(format!("extra_body is not JSON: {e}")))?;
     let Value::Object(map) = v else {
         return Err(invalid("extra_body must be a JSON object ({...})"));
     };
@@ -339,10 +344,7 @@ pub fn check_header(name: &str, value: &str) -> Result<()> {
             "header name {name:?} is not a valid token"
         )));
     }
-    if REFUSED_HEADERS
-        .iter()
-        .any(|h| h.eq_ignore_ascii_case(name))
-    {
+    if REFUSED_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
         return Err(invalid(format!(
             "header {name:?} may not be set: it frames or routes the request, and the \
              HTTP client sets it"
@@ -444,7 +446,11 @@ mod tests {
             extra_body: Some(parse_extra_body(r#"{"temperature": 1}"#).unwrap()),
             ..Default::default()
         };
-        assert!(o.validate().unwrap_err().to_string().contains("temperature"));
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("temperature"));
         let big = format!(r#"{{"x": "{}"}}"#, "a".repeat(MAX_EXTRA_BODY_BYTES));
         assert!(parse_extra_body(&big).is_err());
     }

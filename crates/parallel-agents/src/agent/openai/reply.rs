@@ -170,7 +170,9 @@ pub fn parse_completion(body: &[u8], secrets: &Secrets) -> Result<Answer, String
         (Some("length"), _) => "the answer was cut at the token limit before any text \
              (finish_reason \"length\"); raise max_completion_tokens or max_tokens"
             .to_owned(),
-        _ => format!("the response's choices[0].message has no content (finish_reason {finish_shown:?})"),
+        _ => format!(
+            "the response's choices[0].message has no content (finish_reason {finish_shown:?})"
+        ),
     };
     Err(secrets.scrub(&message))
 }
@@ -181,7 +183,9 @@ pub fn error_message(body: &[u8], secrets: &Secrets) -> String {
     let v: Option<Value> = serde_json::from_slice(body).ok();
     let from_json = v.as_ref().and_then(|v| {
         let e = v.get("error").unwrap_or(v);
-        e.get("message").and_then(Value::as_str).or_else(|| e.as_str())
+        e.get("message")
+            .and_then(Value::as_str)
+            .or_else(|| e.as_str())
     });
     match from_json {
         Some(m) => shown(m.as_bytes(), secrets),
@@ -211,14 +215,18 @@ mod tests {
         let e = |b: &[u8]| parse_completion(b, &none()).unwrap_err();
         assert!(e(b"{not json").contains("malformed"));
         assert!(e(br#"{"choices":[]}"#).contains("no choices"));
-        assert!(e(br#"{"choices":[{"message":{"content":null,"refusal":"no"}}]}"#)
-            .contains("refused"));
+        assert!(
+            e(br#"{"choices":[{"message":{"content":null,"refusal":"no"}}]}"#).contains("refused")
+        );
         assert_eq!(
             error_message(br#"{"error":{"message":"bad key","type":"x"}}"#, &none()),
             "bad key"
         );
         assert_eq!(error_message(br#"{"error":"plain"}"#, &none()), "plain");
-        assert_eq!(error_message(b"<html>oops</html>", &none()), "<html>oops</html>");
+        assert_eq!(
+            error_message(b"<html>oops</html>", &none()),
+            "<html>oops</html>"
+        );
         assert_eq!(error_message(b"", &none()), "(empty body)");
     }
 
@@ -228,19 +236,28 @@ mod tests {
             let body = format!(r#"{{"choices":[{{"message":{{"content":"x"}}}}],"usage":{u}}}"#);
             parse_completion(body.as_bytes(), &none()).unwrap().usage
         };
-        let huge = with(r#"{"prompt_tokens":18446744073709551615,"completion_tokens":1e300}"#)
-            .unwrap();
+        let huge =
+            with(r#"{"prompt_tokens":18446744073709551615,"completion_tokens":1e300}"#).unwrap();
         assert_eq!(huge.prompt_tokens, MAX_USAGE_TOKENS);
         assert_eq!(huge.completion_tokens, MAX_USAGE_TOKENS);
-        assert_eq!(with(r#"{"prompt_tokens":null,"completion_tokens":null}"#), None);
+        assert_eq!(
+            with(r#"{"prompt_tokens":null,"completion_tokens":null}"#),
+            None
+        );
         assert_eq!(with(r#"{"prompt_tokens":-5,"completion_tokens":2}"#), None);
         assert_eq!(with("null"), None);
-        assert_eq!(with(r#"{"prompt_tokens":2.0,"completion_tokens":3}"#).unwrap().prompt_tokens, 2);
+        assert_eq!(
+            with(r#"{"prompt_tokens":2.0,"completion_tokens":3}"#)
+                .unwrap()
+                .prompt_tokens,
+            2
+        );
     }
 
     #[test]
     fn a_lone_surrogate_becomes_a_replacement_character() {
-        let body = br#"{"choices":[{"message":{"content":"a \ud800 b \udc00 c \ud83d\ude00 \\ud800"}}]}"#;
+        let body =
+            br#"{"choices":[{"message":{"content":"a \ud800 b \udc00 c \ud83d\ude00 \\ud800"}}]}"#;
         let a = parse_completion(body, &none()).unwrap();
         assert_eq!(a.text, "a \u{fffd} b \u{fffd} c \u{1f600} \\ud800");
         assert!(replace_lone_surrogates(br#"{"a":"\ud83d\ude00"}"#).is_none());
@@ -251,14 +268,19 @@ mod tests {
         let tools = br#"{"choices":[{"finish_reason":"tool_calls","message":{"content":null,
             "tool_calls":[{"id":"1","type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}]}"#;
         let e = parse_completion(tools, &none()).unwrap_err();
-        assert!(e.contains("tool calls") && e.contains("get_weather") && e.contains("tool_calls"), "{e}");
+        assert!(
+            e.contains("tool calls") && e.contains("get_weather") && e.contains("tool_calls"),
+            "{e}"
+        );
         let cut_short = br#"{"choices":[{"finish_reason":"length","message":{"content":""}}]}"#;
         let e = parse_completion(cut_short, &none()).unwrap_err();
         assert!(e.contains("cut") && e.contains("length"), "{e}");
         let partial = br#"{"choices":[{"finish_reason":"length","message":{"content":"Par"}}]}"#;
         assert_eq!(parse_completion(partial, &none()).unwrap().text, "Par");
         let empty = br#"{"choices":[{"finish_reason":"stop","message":{"content":null}}]}"#;
-        assert!(parse_completion(empty, &none()).unwrap_err().contains("no content"));
+        assert!(parse_completion(empty, &none())
+            .unwrap_err()
+            .contains("no content"));
     }
 
     #[test]

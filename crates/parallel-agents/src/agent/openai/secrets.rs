@@ -39,7 +39,11 @@ pub struct Secrets {
 
 impl std::fmt::Debug for Secrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secrets({} kept out)", self.long.len() + self.short.len())
+        write!(
+            f,
+            "Secrets({} kept out)",
+            self.long.len() + self.short.len()
+        )
     }
 }
 
@@ -166,7 +170,10 @@ mod tests {
     fn a_short_key_is_redacted_only_as_a_whole_token() {
         let s = Secrets::new(["e"]);
         assert_eq!(s.scrub("fine, thank you"), "fine, thank you");
-        assert_eq!(s.scrub("Authorization: Bearer e"), "Authorization: Bearer [redacted]");
+        assert_eq!(
+            s.scrub("Authorization: Bearer e"),
+            "Authorization: Bearer [redacted]"
+        );
         assert!(!s.in_answer("fine e e"));
     }
 
