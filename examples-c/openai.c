@@ -32,8 +32,12 @@ static pagent_openai_options *make_options(const char *base_url, bool real, cons
     CHECK(pagent_openai_options_set_api_key_env(o, real ? "OPENAI_API_KEY" : ""));
     CHECK(pagent_openai_options_set_system_prompt(o, "Answer in at most five words."));
     CHECK(pagent_openai_options_set_user_template(o, "Question: {question}"));
+    /* Fields left unset are not sent. Reasoning models (o-series) reject temperature 0
+     * and want pagent_openai_options_set_max_completion_tokens instead of max_tokens. */
     CHECK(pagent_openai_options_set_temperature(o, 0.0));
     CHECK(pagent_openai_options_set_max_tokens(o, 32));
+    /* Any other request fields, as one JSON object merged into the body. */
+    CHECK(pagent_openai_options_set_extra_body_json(o, "{\"seed\": 7}"));
     CHECK(pagent_openai_options_add_header(o, "x-example", "openai.c"));
     CHECK(pagent_openai_options_set_request_timeout_ms(o, 30000));
     return o;
@@ -45,6 +49,13 @@ static void show_validation(void) {
     pagent_openai_options *o = pagent_openai_options_new();
     pagent_status st = pagent_openai_options_set_base_url(o, "localhost:8080");
     EXPECT(st == PAGENT_ERR_INVALID_ARG, "a URL without a scheme is refused");
+    printf("refused: %s\n", pagent_last_error());
+    st = pagent_openai_options_set_base_url(o, "http://user:secret@127.0.0.1:8080/v1");
+    EXPECT(st == PAGENT_ERR_INVALID_ARG, "credentials in the URL are refused");
+    EXPECT(strstr(pagent_last_error(), "secret") == NULL, "the message hides them");
+    printf("refused: %s\n", pagent_last_error());
+    st = pagent_openai_options_add_header(o, "Content-Length", "0");
+    EXPECT(st == PAGENT_ERR_INVALID_ARG, "framing headers are refused");
     printf("refused: %s\n", pagent_last_error());
     st = pagent_openai_options_set_user_template(o, "no placeholder here");
     EXPECT(st == PAGENT_ERR_INVALID_ARG, "a template without {question} is refused");
