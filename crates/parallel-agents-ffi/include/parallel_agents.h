@@ -910,8 +910,8 @@ pagent_status pagent_openai_options_set_extra_body_json(struct pagent_openai_opt
  * server closed, before any byte of a reply, is sent again once on a fresh connection
  * without counting as a retry.
  */
-pagent_status pagent_openai_options_set_pool_idle_timeout_ms(struct pagent_openai_options *options,
-                                                             uint64_t timeout_ms);
+pagent_status pagent_openai_options_set_idle_timeout_ms(struct pagent_openai_options *options,
+                                                        uint64_t timeout_ms);
 
 /**
  * Limit on each HTTP request (connect, send, read the whole body), in ms; 1 ms to one

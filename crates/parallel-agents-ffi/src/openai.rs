@@ -243,12 +243,12 @@ pub extern "C" fn pagent_openai_options_set_extra_body_json(
 /// server closed, before any byte of a reply, is sent again once on a fresh connection
 /// without counting as a retry.
 #[no_mangle]
-pub extern "C" fn pagent_openai_options_set_pool_idle_timeout_ms(
+pub extern "C" fn pagent_openai_options_set_idle_timeout_ms(
     options: *mut pagent_openai_options,
     timeout_ms: u64,
 ) -> pagent_status {
     set(
-        "pagent_openai_options_set_pool_idle_timeout_ms",
+        "pagent_openai_options_set_idle_timeout_ms",
         options,
         |o| {
             o.pool_idle_timeout = Duration::from_millis(timeout_ms);
