@@ -3,6 +3,7 @@ package parallelagents
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +15,7 @@ import (
 // startMockLLM starts the project's OpenAI-compatible test server (tools/mock-llm) on
 // 127.0.0.1 and stops it at the end of the test. The binary is $PAGENT_MOCK_LLM, else
 // target/debug/mock-llm of this source tree (`cargo build -p mock-llm`); without it the
-// test is skipped.
+// test is skipped (and fails under CI).
 func startMockLLM(t *testing.T) string {
 	t.Helper()
 	bin := os.Getenv("PAGENT_MOCK_LLM")
@@ -22,7 +23,11 @@ func startMockLLM(t *testing.T) string {
 		bin = filepath.Join("..", "..", "target", "debug", "mock-llm")
 	}
 	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("no mock-llm at %s (cargo build -p mock-llm, or set PAGENT_MOCK_LLM)", bin)
+		msg := fmt.Sprintf("no mock-llm at %s (cargo build -p mock-llm, or set PAGENT_MOCK_LLM)", bin)
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg) // under CI a skip is a failure
+		}
+		t.Skip(msg)
 	}
 	// --max-seconds bounds it even if this process dies first.
 	cmd := exec.Command(bin, "--port", "0", "--max-seconds", "300", "--quiet")
