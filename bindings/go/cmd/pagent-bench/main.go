@@ -10,8 +10,9 @@
 //
 // Every figure is the median of -reps runs, variants interleaved so that a change in the
 // machine's load hits all of them; every result is checked (count, index, answer), and a
-// lost or wrong one exits 1. Figures are printed, never asserted. Each measurement is
-// also printed as a key=value line.
+// lost or wrong one exits 1. Figures are printed, never asserted; CPU time per call (all
+// threads, getrusage) moves less with the machine's load than wall time does. Each
+// measurement is also printed as a key=value line.
 //
 //	PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig CGO_LDFLAGS="-Wl,-rpath,$PREFIX/lib" \
 //	    go run ./cmd/pagent-bench [-quick]
@@ -27,6 +28,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	pa "example.invalid/parallel-agents/bindings/go"
@@ -114,36 +116,51 @@ func moduleStream(agent pa.Agent, c int) func([]string) ([]string, error) {
 	}
 }
 
+// cpuTime is the process's CPU time so far, user + system, all threads.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // measure runs every variant reps times, interleaved, checks each run's answers, and
-// returns the median wall time of each.
-func measure(vs []variant, qs []string) ([]time.Duration, error) {
+// returns the median wall time and the median CPU time (all threads) of each.
+func measure(vs []variant, qs []string) (wall, cpu []time.Duration, err error) {
 	times := make([][]time.Duration, len(vs))
+	cpus := make([][]time.Duration, len(vs))
 	for r := 0; r < *reps; r++ {
 		for i, v := range vs {
 			runtime.GC()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			out, err := v.run(qs)
-			d := time.Since(start)
+			d, c := time.Since(start), cpuTime()-cpu0
 			if err != nil {
-				return nil, fmt.Errorf("%s: %w", v.name, err)
+				return nil, nil, fmt.Errorf("%s: %w", v.name, err)
 			}
 			if len(out) != len(qs) {
-				return nil, fmt.Errorf("%s: %d answers for %d questions", v.name, len(out), len(qs))
+				return nil, nil, fmt.Errorf("%s: %d answers for %d questions", v.name, len(out), len(qs))
 			}
 			for j, q := range qs {
 				if w := v.want(j, q); out[j] != w {
-					return nil, fmt.Errorf("%s: answer %d is %q, want %q", v.name, j, out[j], w)
+					return nil, nil, fmt.Errorf("%s: answer %d is %q, want %q", v.name, j, out[j], w)
 				}
 			}
 			times[i] = append(times[i], d)
+			cpus[i] = append(cpus[i], c)
 		}
 	}
-	med := make([]time.Duration, len(vs))
-	for i, ts := range times {
+	return medians(times), medians(cpus), nil
+}
+
+func medians(xs [][]time.Duration) []time.Duration {
+	med := make([]time.Duration, len(xs))
+	for i, ts := range xs {
 		sort.Slice(ts, func(a, b int) bool { return ts[a] < ts[b] })
 		med[i] = ts[len(ts)/2]
 	}
-	return med, nil
+	return med
 }
 
 func questions(n int) []string {
@@ -183,20 +200,21 @@ func run() error {
 		{"module: Async(AgentFunc), Run", module(pa.Async(noop), c), echo},
 	}
 	fmt.Printf("overhead: %d no-op calls, %d in flight\n", n, c)
-	meds, err := measure(over, qs)
+	meds, cpus, err := measure(over, qs)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  %-44s %10s %14s %12s\n", "variant", "time", "calls/s", "vs plain Go")
+	fmt.Printf("  %-44s %10s %12s %12s %14s\n", "variant", "time", "calls/s", "vs plain Go", "CPU us/call")
 	ref := float64(n) / meds[0].Seconds()
+	perCall := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
 	for i, v := range over {
 		rate := float64(n) / meds[i].Seconds()
-		fmt.Printf("  %-44s %10s %14.0f %12.3f\n", v.name, meds[i].Round(time.Millisecond), rate, rate/ref)
+		fmt.Printf("  %-44s %10s %12.0f %12.3f %14.2f\n", v.name, meds[i].Round(time.Millisecond), rate, rate/ref, perCall(cpus[i]))
 	}
 	for i, v := range over {
 		rate := float64(n) / meds[i].Seconds()
-		fmt.Printf("bench=go_overhead variant=%s n=%d c=%d seconds=%.4f calls_per_s=%.0f ratio_to_plain_go=%.4f\n",
-			key(v.name), n, c, meds[i].Seconds(), rate, rate/ref)
+		fmt.Printf("bench=go_overhead variant=%s n=%d c=%d seconds=%.4f calls_per_s=%.0f ratio_to_plain_go=%.4f cpu_us_per_call=%.3f\n",
+			key(v.name), n, c, meds[i].Seconds(), rate, rate/ref, perCall(cpus[i]))
 	}
 
 	// Latency --------------------------------------------------------------------------
@@ -212,7 +230,7 @@ func run() error {
 		{"module: AgentFunc with time.Sleep (blocking)", module(pa.AgentFunc(sleep), c), echo},
 	}
 	fmt.Printf("\nlatency: %d calls of %v, %d in flight; ideal ceil(N/C) x latency = %v\n", n, lat, c, ideal)
-	meds, err = measure(lv, qs)
+	meds, _, err = measure(lv, qs)
 	if err != nil {
 		return err
 	}
