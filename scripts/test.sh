@@ -43,8 +43,14 @@ if [ "$have_venv" = 1 ]; then
   echo "dspy: $(.venv/bin/python -c 'import dspy; print(dspy.__version__)')"
 fi
 
-have_go=0
-if command -v go >/dev/null; then have_go=1; go version; fi
+# The Go module and host need Go 1.23 (their go.mod); go 1.21 or newer fetches that
+# toolchain itself (GOTOOLCHAIN=auto), an older go cannot.
+have_go=0 go_missing="go is not installed"
+if command -v go >/dev/null; then
+  go version
+  go_minor=$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+  if [ "${go_minor:-0}" -ge 21 ]; then have_go=1; else go_missing="$(go env GOVERSION) is older than go1.21"; fi
+fi
 
 # The parts -------------------------------------------------------------------------------
 
@@ -115,7 +121,7 @@ go_module() (
 if [ "$have_go" = 1 ]; then
   part "Go module" go_module
 else
-  skip "Go module" "go is not installed"
+  skip "Go module" "$go_missing"
 fi
 
 c_hosts() {
@@ -124,7 +130,7 @@ c_hosts() {
   make -C examples-c -j2 --output-sync=target test PREFIX="$STAGE" "${go_flag[@]}"
 }
 part "C/C++/Go hosts (installed library)" c_hosts
-[ "$have_go" = 1 ] || skip "Go host" "go is not installed"
+[ "$have_go" = 1 ] || skip "Go host" "$go_missing"
 
 # Summary ---------------------------------------------------------------------------------
 
