@@ -4,8 +4,8 @@
 # It brings what the tests need (the pinned Python venv for the DSPy tests; Go is used
 # when the machine has it), then runs: style and lints, the Rust tests of every crate,
 # a library built without Python, the library installed under a prefix like any C
-# library, and the C, C++ and Go hosts built against that install only (under valgrind,
-# then ASan+UBSan). It ends with one summary line; anything it had to skip is named there,
+# library, the Go module's tests (go vet, go test -race) against that install, and the C,
+# C++ and Go hosts built against it only (under valgrind, then ASan+UBSan). It ends with one summary line; anything it had to skip is named there,
 # loudly. Under CI (CI set) a skip is a failure: CI must have everything.
 #
 #   scripts/test.sh            everything
@@ -43,8 +43,14 @@ if [ "$have_venv" = 1 ]; then
   echo "dspy: $(.venv/bin/python -c 'import dspy; print(dspy.__version__)')"
 fi
 
-have_go=0
-if command -v go >/dev/null; then have_go=1; go version; fi
+# The Go module and host need Go 1.23 (their go.mod); go 1.21 or newer fetches that
+# toolchain itself (GOTOOLCHAIN=auto), an older go cannot.
+have_go=0 go_missing="go is not installed"
+if command -v go >/dev/null; then
+  go version
+  go_minor=$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+  if [ "${go_minor:-0}" -ge 21 ]; then have_go=1; else go_missing="$(go env GOVERSION) is older than go1.21"; fi
+fi
 
 # The parts -------------------------------------------------------------------------------
 
@@ -99,13 +105,32 @@ install_lib() {
 }
 part "install" install_lib
 
+# The Go module (bindings/go) against the installed library: gofmt, go vet, and go test
+# with the race detector (its HTTP test starts the mock-llm built by the build part).
+go_module() (
+  cd bindings/go || exit 1
+  export PKG_CONFIG_PATH="$STAGE/lib/pkgconfig" LD_LIBRARY_PATH="$STAGE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    GOCACHE="$PWD/../../target/go-cache" GOFLAGS=-mod=mod CGO_ENABLED=1 \
+    PAGENT_MOCK_LLM="$PWD/../../target/debug/mock-llm"
+  unset OPENAI_BASE_URL OPENAI_API_KEY OPENAI_MODEL
+  local unformatted
+  unformatted=$(gofmt -l . ../../examples-c/go) || exit 1
+  [ -z "$unformatted" ] || { echo "gofmt -l: not formatted: $unformatted" >&2; exit 1; }
+  go vet ./... && go test -race -count=1 -timeout 5m ./...
+)
+if [ "$have_go" = 1 ]; then
+  part "Go module" go_module
+else
+  skip "Go module" "$go_missing"
+fi
+
 c_hosts() {
   local go_flag=()
   [ "$have_go" = 1 ] || go_flag=(SKIP_GO=1)
   make -C examples-c -j2 --output-sync=target test PREFIX="$STAGE" "${go_flag[@]}"
 }
 part "C/C++/Go hosts (installed library)" c_hosts
-[ "$have_go" = 1 ] || skip "Go host" "go is not installed"
+[ "$have_go" = 1 ] || skip "Go host" "$go_missing"
 
 # Summary ---------------------------------------------------------------------------------
 

@@ -1,139 +1,23 @@
-// A Go host: the agent is a Go function, called by the library through a C trampoline
-// (bridge.c) and a runtime/cgo.Handle passed as user_data; the handle is deleted by the
-// agent's free_fn once the library no longer uses it.
+// A Go host of libparallel_agents through the Go module (bindings/go): the agent is a Go
+// function, then the library's OpenAI-compatible HTTP agent against the local test
+// server. No cgo here: the module owns the C rules.
 //
-// Build (make test does this):
+// Build (make test does this; the module finds the library with pkg-config):
 //
-//	CGO_CFLAGS=-I../../include CGO_LDFLAGS="-L../../target/debug -lparallel_agents \
-//	    -Wl,-rpath,$PWD/../../target/debug" go build -o ../build/pagent-go .
+//	PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig CGO_LDFLAGS="-Wl,-rpath,$PREFIX/lib" \
+//	    go build -o ../build/pagent-go .
 package main
 
-/*
-#cgo pkg-config: parallel_agents
-#include <stdint.h>
-#include <stdlib.h>
-#include "parallel_agents.h"
-
-pagent_status bridge_agent_new(uintptr_t handle, pagent_agent **out);
-*/
-import "C"
-
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"runtime/cgo"
 	"strings"
-	"sync/atomic"
 	"time"
-	"unsafe"
+
+	pa "example.invalid/parallel-agents/bindings/go"
 )
-
-// AnswerFunc is what a Go agent implements. It runs on library threads, possibly many
-// at once.
-type AnswerFunc func(question string, agentID int) (string, error)
-
-// statusError is a failed library call.
-type statusError struct {
-	call   string
-	status C.pagent_status
-	msg    string
-}
-
-func (e *statusError) Error() string {
-	return fmt.Sprintf("%s: %s: %s", e.call, C.GoString(C.pagent_status_str(C.uint32_t(e.status))), e.msg)
-}
-
-func check(call string, st C.pagent_status) error {
-	if st == C.PAGENT_OK {
-		return nil
-	}
-	return &statusError{call, st, C.GoString(C.pagent_last_error())}
-}
-
-var released atomic.Int32 // how often an agent's free_fn ran
-
-//export goAnswer
-func goAnswer(handle C.uintptr_t, question *C.char, agentID C.size_t, reply *C.pagent_reply) C.int32_t {
-	fn := cgo.Handle(handle).Value().(AnswerFunc)
-	answer, err := fn(C.GoString(question), int(agentID))
-	if err != nil {
-		msg := C.CString(err.Error())
-		defer C.free(unsafe.Pointer(msg))
-		C.pagent_reply_set_error(reply, msg)
-		return C.PAGENT_CALLBACK_ERROR
-	}
-	a := C.CString(answer)
-	defer C.free(unsafe.Pointer(a))
-	if C.pagent_reply_set_answer(reply, a) != C.PAGENT_OK {
-		return C.PAGENT_CALLBACK_ERROR
-	}
-	return C.PAGENT_CALLBACK_OK
-}
-
-//export goReleaseAgent
-func goReleaseAgent(handle C.uintptr_t) {
-	cgo.Handle(handle).Delete()
-	released.Add(1)
-}
-
-// newGoAgent wraps fn as a library agent. The caller frees it with pagent_agent_free.
-func newGoAgent(fn AnswerFunc) (*C.pagent_agent, error) {
-	h := cgo.NewHandle(fn)
-	var agent *C.pagent_agent
-	if err := check("pagent_agent_callback", C.bridge_agent_new(C.uintptr_t(h), &agent)); err != nil {
-		h.Delete() // ownership passes to the library on success only
-		return nil, err
-	}
-	return agent, nil
-}
-
-// result is a Go copy of one call's result.
-type result struct {
-	index    int
-	outcome  C.pagent_outcome
-	answer   string
-	errMsg   string
-	duration time.Duration
-}
-
-func readResult(r *C.pagent_result) result {
-	res := result{
-		index:    int(C.pagent_result_question_index(r)),
-		outcome:  C.pagent_result_outcome(r),
-		duration: time.Duration(C.pagent_result_duration_us(r)) * time.Microsecond,
-	}
-	if a := C.pagent_result_answer(r); a != nil {
-		res.answer = C.GoString(a)
-	}
-	if e := C.pagent_result_error(r); e != nil {
-		res.errMsg = C.GoString(e)
-	}
-	return res
-}
-
-// execute runs questions through exec and copies the results into Go memory.
-func execute(exec *C.pagent_executor, questions []string) ([]result, error) {
-	cqs := make([]*C.char, len(questions))
-	for i, q := range questions {
-		cqs[i] = C.CString(q)
-		defer C.free(unsafe.Pointer(cqs[i]))
-	}
-	var rs *C.pagent_results
-	if err := check("pagent_execute", C.pagent_execute(exec, &cqs[0], C.size_t(len(cqs)), &rs)); err != nil {
-		return nil, err
-	}
-	defer C.pagent_results_free(rs)
-	out := make([]result, int(C.pagent_results_len(rs)))
-	for i := range out {
-		var r *C.pagent_result
-		if err := check("pagent_results_get", C.pagent_results_get(rs, C.size_t(i), &r)); err != nil {
-			return nil, err
-		}
-		out[i] = readResult(r)
-	}
-	return out, nil
-}
 
 func goAgent(question string, agentID int) (string, error) {
 	switch {
@@ -150,109 +34,139 @@ func goAgent(question string, agentID int) (string, error) {
 	}
 }
 
-func run() error {
-	fmt.Println("parallel-agents", C.GoString(C.pagent_version()), "from Go")
-	agent, err := newGoAgent(goAgent)
+func run(ctx context.Context) error {
+	fmt.Println("parallel-agents", pa.Version(), "from Go")
+	// Every voter counts (early stop, on by default, could end the round at 3 of 5).
+	ex, err := pa.New(pa.Config{
+		Agent:          pa.AgentFunc(goAgent),
+		MaxConcurrency: 8,
+		AgentTimeout:   30 * time.Second,
+		NoEarlyStop:    true,
+	})
 	if err != nil {
 		return err
 	}
-	defer func() { C.pagent_agent_free(agent) }() // reads agent at exit: NULL if freed below
-	config := C.pagent_config_new()
-	defer C.pagent_config_free(config) // the executor copies it
-	if err := check("max_concurrency", C.pagent_config_set_max_concurrency(config, 8)); err != nil {
-		return err
-	}
-	if err := check("timeout", C.pagent_config_set_agent_timeout_ms(config, 30000)); err != nil {
-		return err
-	}
-	// Every voter counts (early stop, on by default, could end the round at 3 of 5).
-	if err := check("early_stop", C.pagent_config_set_consensus_early_stop(config, false)); err != nil {
-		return err
-	}
-	var exec *C.pagent_executor
-	if err := check("pagent_executor_new", C.pagent_executor_new(config, agent, &exec)); err != nil {
-		return err
-	}
-	defer func() { C.pagent_executor_free(exec) }()
+	defer ex.Close()
 
 	questions := make([]string, 20)
 	for i := range questions {
 		questions[i] = fmt.Sprintf("question %d", i)
 	}
 	questions[13] = "fail 13"
-	results, err := execute(exec, questions)
+	results, err := ex.Run(ctx, questions)
 	if err != nil {
 		return err
 	}
-	if len(results) != len(questions) {
-		return fmt.Errorf("%d results for %d questions", len(results), len(questions))
-	}
 	for i, r := range results {
-		if r.index != i {
-			return fmt.Errorf("result %d has index %d", i, r.index)
-		}
 		if i == 13 {
-			if r.outcome != C.PAGENT_OUTCOME_FAILED || !strings.Contains(r.errMsg, "the Go agent refuses") {
-				return fmt.Errorf("question 13 should fail with the Go error, got %v %q", r.outcome, r.errMsg)
+			if r.Outcome != pa.OutcomeFailed || !strings.Contains(r.Error, "the Go agent refuses") {
+				return fmt.Errorf("question 13 should fail with the Go error, got %v %q", r.Outcome, r.Error)
 			}
-			fmt.Printf("%-12s -> FAILED: %s\n", questions[i], r.errMsg)
+			fmt.Printf("%-12s -> FAILED: %s\n", questions[i], r.Error)
 			continue
 		}
 		want := fmt.Sprintf("Go agent %d: %s", i, strings.ToUpper(questions[i]))
-		if r.outcome != C.PAGENT_OUTCOME_OK || r.answer != want {
-			return fmt.Errorf("question %d: outcome %v answer %q, want %q (%s)", i, r.outcome, r.answer, want, r.errMsg)
+		if r.Index != i || !r.OK() || r.Answer != want {
+			return fmt.Errorf("question %d: %+v, want %q", i, r, want)
 		}
-		fmt.Printf("%-12s -> %s (%v)\n", questions[i], r.answer, r.duration)
+		fmt.Printf("%-12s -> %s (%v)\n", questions[i], r.Answer, r.Duration)
 	}
 
-	q := C.CString("What is 6 x 7?")
-	defer C.free(unsafe.Pointer(q))
-	var cons *C.pagent_consensus
-	if err := check("pagent_run_consensus", C.pagent_run_consensus(exec, q, 5, &cons)); err != nil {
+	// Streaming: results in completion order, each question once.
+	ch, err := ex.Stream(ctx, questions[:5])
+	if err != nil {
 		return err
 	}
-	answer := C.GoString(C.pagent_consensus_answer(cons))
-	conf := float64(C.pagent_consensus_confidence(cons))
-	votes := int(C.pagent_consensus_votes(cons))
-	counted := int(C.pagent_consensus_counted(cons))
-	reached := bool(C.pagent_consensus_reached(cons))
-	C.pagent_consensus_free(cons)
-	fmt.Printf("consensus: %q confidence %.2f votes %d/%d reached %v\n", answer, conf, votes, counted, reached)
+	n := 0
+	for r := range ch {
+		if !r.OK() {
+			return fmt.Errorf("stream: %+v", r)
+		}
+		n++
+	}
+	fmt.Printf("stream: %d results\n", n)
+
+	c, err := ex.Consensus(ctx, "What is 6 x 7?", 5)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("consensus: %q confidence %.2f votes %d/%d reached %v\n", c.Answer, c.Confidence, c.Votes, c.Counted, c.Reached)
 	// Voters 0, 2, 4 say "42": 3 of 5 = 0.6, which meets the default threshold 0.6.
-	if answer != "42" || votes != 3 || counted != 5 || !reached || conf < 0.59 || conf > 0.61 {
+	if c.Answer != "42" || c.Votes != 3 || c.Counted != 5 || !c.Reached {
 		return errors.New("unexpected consensus")
 	}
 
-	var m C.pagent_metrics
-	if err := check("pagent_executor_metrics", C.pagent_executor_metrics(exec, &m)); err != nil {
+	m, err := ex.Metrics()
+	if err != nil {
 		return err
 	}
-	if m.total_count != 25 || m.successful_count != 24 || m.failed_count != 1 {
-		return fmt.Errorf("metrics: %d total, %d ok, %d failed", m.total_count, m.successful_count, m.failed_count)
+	if m.Total != 30 || m.Successful != 29 || m.Failed != 1 {
+		return fmt.Errorf("metrics: %+v", m)
 	}
-	// Free both now (the deferred frees then get NULL, a no-op) to see free_fn run.
-	C.pagent_executor_free(exec)
-	exec = nil
-	C.pagent_agent_free(agent)
-	agent = nil
+	fmt.Printf("metrics: %d calls, %d ok, %d failed, mean %v\n", m.Total, m.Successful, m.Failed, m.AvgDuration)
+	return nil
+}
 
-	// free_fn runs once nothing uses the agent, possibly just after on a library thread.
-	for i := 0; i < 200 && released.Load() == 0; i++ {
-		time.Sleep(10 * time.Millisecond)
+// runOpenAI asks a few questions through the library's HTTP agent. Uses OPENAI_BASE_URL
+// / OPENAI_API_KEY when set, else the local test server in PAGENT_TEST_LLM_URL (make test
+// starts it); with neither, or a library built without the openai feature, it skips.
+func runOpenAI(ctx context.Context) error {
+	baseURL, model := os.Getenv("OPENAI_BASE_URL"), os.Getenv("OPENAI_MODEL")
+	agent := pa.OpenAIAgent{BaseURL: baseURL, Model: model, UserTemplate: "Briefly: {question}", MaxTokens: 32}
+	real := baseURL != ""
+	if !real {
+		agent.BaseURL, agent.Model, agent.NoAPIKey = os.Getenv("PAGENT_TEST_LLM_URL"), "mock-go", true
 	}
-	if n := released.Load(); n != 1 {
-		return fmt.Errorf("free_fn ran %d times, want 1", n)
+	if agent.BaseURL == "" {
+		fmt.Println("openai (Go): SKIP (set OPENAI_BASE_URL, or run through make test)")
+		return nil
 	}
-	return check("pagent_shutdown", C.pagent_shutdown(1000))
+	ex, err := pa.New(pa.Config{Agent: agent, MaxConcurrency: 16, MaxRetries: 2})
+	var e *pa.Error
+	if errors.As(err, &e) && strings.Contains(e.Message, "without openai") {
+		fmt.Println("openai (Go): SKIP:", e.Message)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer ex.Close()
+	questions := []string{"What is the capital of Italy?", "What is 3 x 3?", "Who painted the Mona Lisa?"}
+	if !real {
+		// The test server answers 503 once, then succeeds: the retry is invisible here.
+		questions = append(questions, "[fail-first=1][status=503] Are you there?")
+	}
+	results, m, err := ex.RunWithMetrics(ctx, questions)
+	if err != nil {
+		return err
+	}
+	for i, r := range results {
+		if !r.OK() {
+			return fmt.Errorf("openai question %d failed: %s", i, r.Error)
+		}
+		fmt.Printf("openai (Go): %-40s -> %s (%v)\n", questions[i], r.Answer, r.Duration)
+		if !real && r.Answer != "mock answer to: Briefly: "+questions[i] {
+			return fmt.Errorf("openai question %d: unexpected answer %q", i, r.Answer)
+		}
+	}
+	fmt.Printf("openai (Go): %d answers, %d prompt + %d completion tokens\n", len(results), m.PromptTokens, m.CompletionTokens)
+	if m.Successful != len(questions) || m.PromptTokens == 0 || m.CompletionTokens == 0 {
+		return fmt.Errorf("openai metrics: %+v", m)
+	}
+	return nil
 }
 
 func main() {
-	// The HTTP agent first: run() ends with pagent_shutdown.
-	if err := runOpenAI(); err != nil {
-		fmt.Fprintln(os.Stderr, "pagent-go:", err)
-		os.Exit(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := runOpenAI(ctx)
+	if err == nil {
+		err = run(ctx)
 	}
-	if err := run(); err != nil {
+	if err == nil {
+		err = pa.Shutdown(time.Second) // explicit, once, before exit
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "pagent-go:", err)
 		os.Exit(1)
 	}

@@ -1,0 +1,3 @@
+module example.invalid/parallel-agents/bindings/go
+
+go 1.23
