@@ -16,6 +16,8 @@ slices, so Ctrl-C and asyncio cancellation cancel the batch and return promptly.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 from typing import (
     Any,
     AsyncIterator,
@@ -256,18 +258,21 @@ class Executor:
         if batch is None:
             return []
         bar = _Progress(progress, total)
-        loop = asyncio.get_running_loop()
         # Without progress to report, one wait for the whole batch.
         slice_ = _SLICE * 4 if bar.active else None
+        wait: Optional[concurrent.futures.Future] = None
         try:
             while True:
-                got = await loop.run_in_executor(None, batch.wait_all, slice_)
+                wait = _waiters().submit(batch.wait_all, slice_)
+                got = await asyncio.wrap_future(wait)
                 if bar.active:
                     bar.advance(batch.progress()[0])
                 if got is not None:
                     break
-        except BaseException:
+        except BaseException as exc:
             batch.cancel()
+            # The wait still running gathers what it can; the rest comes after it.
+            exc.results = await asyncio.wrap_future(_waiters().submit(_finish, batch, wait))  # type: ignore[attr-defined]
             raise
         finally:
             bar.close()
@@ -308,11 +313,10 @@ class Executor:
     async def _astream(self, batch: Optional[_native.Batch], bar: _Progress) -> AsyncIterator[Result]:
         if batch is None:
             return
-        loop = asyncio.get_running_loop()
         done = 0
         try:
             while True:
-                rs = await loop.run_in_executor(None, batch.next_many, 1024, None)
+                rs = await asyncio.wrap_future(_waiters().submit(batch.next_many, 1024, None))
                 if rs is None:
                     break
                 done += len(rs)
@@ -343,9 +347,8 @@ class Executor:
     async def aconsensus(self, agent: Any, question: str, n: int = 5) -> Consensus:
         """:meth:`consensus` for asyncio; cancelling the awaiting task cancels the round."""
         task = self._native_for(agent).consensus(question, n)
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(None, task.wait, None)
+            return await asyncio.wrap_future(_waiters().submit(task.wait, None))
         except BaseException:
             task.cancel()
             raise
@@ -362,6 +365,32 @@ class Executor:
             return native.metrics()
         entry = self._natives.get(id(agent))
         return entry[1].metrics() if entry is not None and entry[0] is agent else None
+
+
+_waiter_pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+_waiter_lock = threading.Lock()
+
+
+def _waiters() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads that wait on batches for the async methods (never the event loop)."""
+    global _waiter_pool
+    with _waiter_lock:
+        if _waiter_pool is None:
+            _waiter_pool = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="parallel-agents-wait")
+        return _waiter_pool
+
+
+def _finish(batch: _native.Batch, wait: Optional[concurrent.futures.Future]) -> List[Result]:
+    """After a cancel: what an interrupted wait gathered plus the rest, in question order."""
+    first: List[Result] = []
+    if wait is not None:
+        try:
+            got = wait.result()
+        except BaseException:
+            got = None
+        if got is not None:
+            first = got[0]
+    return sorted(first + _drain(batch), key=lambda r: r.index)
 
 
 def _drain(batch: _native.Batch) -> List[Result]:
