@@ -25,9 +25,7 @@ use tokio::sync::{oneshot, Semaphore};
 
 use parallel_agents::agent::openai::OpenAiOptions;
 use parallel_agents::agent::OpenAiAgent;
-use parallel_agents::{
-    Agent, AgentError, Answer, BoxFuture, MockAnswers, MockOptions,
-};
+use parallel_agents::{Agent, AgentError, Answer, BoxFuture, MockAnswers, MockOptions};
 
 use crate::executor::seconds;
 use crate::{to_py_err, value_error};
@@ -309,7 +307,12 @@ impl Drop for MarkOnDrop {
 }
 
 impl PyAgent {
-    async fn answer_sync(&self, call: &Arc<Py<PyAny>>, question: &str, agent_id: usize) -> AnswerResult {
+    async fn answer_sync(
+        &self,
+        call: &Arc<Py<PyAny>>,
+        question: &str,
+        agent_id: usize,
+    ) -> AnswerResult {
         let permit = Arc::clone(&self.threads)
             .acquire_owned()
             .await

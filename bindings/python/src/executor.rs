@@ -252,7 +252,10 @@ impl Batch {
         let batch = Arc::clone(&self.inner);
         let got = py.detach(move || -> parallel_agents::Result<Option<Vec<_>>> {
             let mut out = Vec::new();
-            let first = batch.next("next", deadline.map(|d| d.saturating_duration_since(Instant::now())))?;
+            let first = batch.next(
+                "next",
+                deadline.map(|d| d.saturating_duration_since(Instant::now())),
+            )?;
             match first {
                 Next::Done => return Ok(None),
                 Next::TimedOut => return Ok(Some(out)),
@@ -318,7 +321,9 @@ impl Batch {
 /// A running consensus round.
 #[pyclass(frozen, module = "parallel_agents._native")]
 pub struct ConsensusTask {
-    task: Mutex<Option<tokio::task::JoinHandle<parallel_agents::Result<parallel_agents::ConsensusResult>>>>,
+    task: Mutex<
+        Option<tokio::task::JoinHandle<parallel_agents::Result<parallel_agents::ConsensusResult>>>,
+    >,
 }
 
 #[pymethods]

@@ -284,7 +284,10 @@ impl Consensus {
     }
 
     fn __repr__(&self) -> String {
-        let answer = self.answer.as_ref().map_or("None".into(), |a| format!("{a:?}"));
+        let answer = self
+            .answer
+            .as_ref()
+            .map_or("None".into(), |a| format!("{a:?}"));
         let reached = if self.reached { "True" } else { "False" };
         format!(
             "Consensus(answer={answer}, confidence={:.3}, votes={}, counted={}, reached={reached})",
