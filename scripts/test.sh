@@ -5,8 +5,8 @@
 # when the machine has it), then runs: style and lints, the Rust tests of every crate,
 # the Python package (pip install + pytest), a library built without Python, the
 # library installed under a prefix like any C library, and the C, C++ and Go hosts
-# built against that install only (under valgrind, then ASan+UBSan). It ends with one summary line; anything it had to skip is named there,
-# loudly. Under CI (CI set) a skip is a failure: CI must have everything.
+# built against that install only (under valgrind, then ASan+UBSan). It ends with one
+# summary line; anything it had to skip is named there, loudly. Under CI (CI set) a skip is a failure: CI must have everything.
 #
 #   scripts/test.sh            everything
 #   SKIP_LINT=1 scripts/test.sh   without fmt/clippy (quicker while iterating)
@@ -84,7 +84,8 @@ if [ -z "${SKIP_LINT:-}" ]; then
     cargo clippy --manifest-path bindings/python/Cargo.toml --all-targets -- -D warnings
 fi
 python_package() {
-  CARGO_TARGET_DIR="$PY_TARGET" .venv/bin/pip install -q --disable-pip-version-check \
+  # --no-build-isolation: the venv's pinned maturin (on PATH for pip), no download.
+  PATH="$PWD/.venv/bin:$PATH" CARGO_TARGET_DIR="$PY_TARGET" .venv/bin/pip install -q --disable-pip-version-check \
     --no-build-isolation ./bindings/python || return 1
   local so py="$PWD/.venv/bin/python"
   # From /tmp, so the import finds the installed package, not a source tree.

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 use parallel_agents::config::HedgePolicy;
 use parallel_agents::shared_batch::{Next, SharedBatch};
+use parallel_agents::{AgentResult, BatchProbe, ExecutionMetrics};
 use parallel_agents::{ParallelAgentExecutor, ParallelConfig, RateLimit, RetryPolicy};
 
 use crate::agents::native_agent;
@@ -189,6 +190,18 @@ impl Executor {
         })
     }
 
+    /// Starts a batch whose results are gathered on a runtime worker (the waiting thread
+    /// wakes once, not once per result) and returns at once.
+    fn run(&self, py: Python<'_>, questions: Vec<String>) -> PyResult<RunTask> {
+        let batch = self.inner.submit(questions).map_err(|e| to_py_err(py, e))?;
+        let probe = batch.probe();
+        let handle = parallel_agents::runtime::handle().map_err(|e| to_py_err(py, e))?;
+        Ok(RunTask {
+            task: Mutex::new(Some(handle.spawn(batch.finish()))),
+            probe,
+        })
+    }
+
     /// Starts a consensus round of `n` voters on `question` and returns at once.
     fn consensus(&self, py: Python<'_>, question: String, n: i64) -> PyResult<ConsensusTask> {
         let n = usize::try_from(n)
@@ -359,5 +372,56 @@ impl ConsensusTask {
         if let Some(t) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
             t.abort();
         }
+    }
+}
+
+/// A running batch whose results come back all at once, in question order.
+#[pyclass(frozen, module = "parallel_agents._native")]
+pub struct RunTask {
+    task: Mutex<Option<tokio::task::JoinHandle<(Vec<AgentResult>, ExecutionMetrics)>>>,
+    probe: BatchProbe,
+}
+
+#[pymethods]
+impl RunTask {
+    /// Waits at most `timeout` seconds (`None`: as long as it takes) for every call;
+    /// returns every result in question order with the batch's metrics, or `None` if the
+    /// timeout came first. The GIL is released while waiting.
+    #[pyo3(signature = (timeout = None))]
+    fn wait(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+    ) -> PyResult<Option<(Vec<Result>, Metrics)>> {
+        let deadline = wait_for(py, timeout)?;
+        let got = py.detach(|| {
+            let mut slot = self.task.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(task) = slot.as_mut() else {
+                return Err(parallel_agents::Error::InvalidArgument(
+                    "the batch's results were already collected".into(),
+                ));
+            };
+            let got = parallel_agents::runtime::wait("run", task, deadline)?;
+            if got.is_some() {
+                *slot = None;
+            }
+            Ok(got)
+        });
+        match got.map_err(|e| to_py_err(py, e))? {
+            None => Ok(None),
+            Some(Ok((rs, m))) => Ok(Some((rs.into_iter().map(Result::from).collect(), m.into()))),
+            // The runtime was shut down under the batch.
+            Some(Err(_)) => Err(to_py_err(py, parallel_agents::Error::Shutdown)),
+        }
+    }
+
+    /// Cancels the calls still running or not yet started; they come back `cancelled`.
+    fn cancel(&self) {
+        self.probe.cancel();
+    }
+
+    /// `(finished, total)` calls.
+    fn progress(&self) -> (usize, usize) {
+        self.probe.progress()
     }
 }

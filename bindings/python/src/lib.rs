@@ -90,5 +90,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<executor::Executor>()?;
     m.add_class::<executor::Batch>()?;
     m.add_class::<executor::ConsensusTask>()?;
+    m.add_class::<executor::RunTask>()?;
     Ok(())
 }

@@ -207,6 +207,13 @@ class Executor:
             return None, 0
         return native.submit(qs), len(qs)
 
+    def _run(self, agent: Any, questions: Iterable[str]) -> Tuple[Optional[_native.RunTask], int]:
+        native = self._native_for(agent)
+        qs = _check_questions(questions)
+        if not qs:
+            return None, 0
+        return native.run(qs), len(qs)
+
     def __enter__(self) -> "Executor":
         return self
 
@@ -230,32 +237,32 @@ class Executor:
         is called), or ``True`` for a tqdm bar. On ``KeyboardInterrupt`` the batch is
         cancelled, every result is gathered (the unfinished ones ``cancelled``) and put on
         the exception as ``.results``, and the exception is re-raised."""
-        batch, total = self._submit(agent, questions)
-        if batch is None:
+        task, total = self._run(agent, questions)
+        if task is None:
             return []
         bar = _Progress(progress, total)
         try:
             while True:
-                got = batch.wait_all(_SLICE)
+                got = task.wait(_SLICE)
                 if bar.active:
-                    bar.advance(batch.progress()[0])
+                    bar.advance(task.progress()[0])
                 if got is not None:
                     break
         except BaseException as exc:
-            batch.cancel()
-            exc.results = _drain(batch)  # type: ignore[attr-defined]
+            task.cancel()
+            exc.results = _collect(task, None)  # type: ignore[attr-defined]
             raise
         finally:
             bar.close()
-        results, metrics = got
-        self.last_metrics = metrics
+        results, self.last_metrics = got
         return results
 
     async def arun(self, agent: Any, questions: Iterable[str], *, progress: Progress = None) -> List[Result]:
         """:meth:`run` for asyncio: waits on a worker thread, never blocking the event loop.
-        Cancelling the awaiting task cancels the batch."""
-        batch, total = self._submit(agent, questions)
-        if batch is None:
+        Cancelling the awaiting task cancels the batch; the ``CancelledError`` carries
+        every result as ``.results``."""
+        task, total = self._run(agent, questions)
+        if task is None:
             return []
         bar = _Progress(progress, total)
         # Without progress to report, one wait for the whole batch.
@@ -263,21 +270,20 @@ class Executor:
         wait: Optional[concurrent.futures.Future] = None
         try:
             while True:
-                wait = _waiters().submit(batch.wait_all, slice_)
+                wait = _waiters().submit(task.wait, slice_)
                 got = await asyncio.wrap_future(wait)
                 if bar.active:
-                    bar.advance(batch.progress()[0])
+                    bar.advance(task.progress()[0])
                 if got is not None:
                     break
         except BaseException as exc:
-            batch.cancel()
-            # The wait still running gathers what it can; the rest comes after it.
-            exc.results = await asyncio.wrap_future(_waiters().submit(_finish, batch, wait))  # type: ignore[attr-defined]
+            task.cancel()
+            # The wait still running may get the results; else they come after it.
+            exc.results = await asyncio.wrap_future(_waiters().submit(_collect, task, wait))  # type: ignore[attr-defined]
             raise
         finally:
             bar.close()
-        results, metrics = got
-        self.last_metrics = metrics
+        results, self.last_metrics = got
         return results
 
     def stream(self, agent: Any, questions: Iterable[str], *, progress: Progress = None) -> Iterator[Result]:
@@ -380,22 +386,20 @@ def _waiters() -> concurrent.futures.ThreadPoolExecutor:
         return _waiter_pool
 
 
-def _finish(batch: _native.Batch, wait: Optional[concurrent.futures.Future]) -> List[Result]:
-    """After a cancel: what an interrupted wait gathered plus the rest, in question order."""
-    first: List[Result] = []
+def _collect(task: _native.RunTask, wait: Optional[concurrent.futures.Future]) -> List[Result]:
+    """After a cancel: every result, in question order, from the interrupted wait if it
+    got them, else from waiting on (cancelled calls end promptly)."""
     if wait is not None:
         try:
             got = wait.result()
         except BaseException:
             got = None
         if got is not None:
-            first = got[0]
-    return sorted(first + _drain(batch), key=lambda r: r.index)
-
-
-def _drain(batch: _native.Batch) -> List[Result]:
-    """Every result of a cancelled batch not yet handed out, in question order."""
+            return got[0]
     while True:
-        got = batch.wait_all(_SLICE)
+        try:
+            got = task.wait(_SLICE)
+        except ValueError:  # an interrupted wait had already taken them
+            return []
         if got is not None:
             return got[0]
