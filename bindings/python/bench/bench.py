@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import pathlib
 import re
@@ -163,7 +162,12 @@ async def run_openai(args, url, results):
 
 async def run_litellm(args, url, results):
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
+    import logging
+
     import litellm
+
+    # LiteLLM logs a warning per call that waits for a pooled connection.
+    logging.getLogger("LiteLLM").setLevel(logging.ERROR)
 
     litellm.telemetry = False
     litellm.suppress_debug_info = True
@@ -265,7 +269,6 @@ def main():
         ratio = results["dspy_theirs"]["wall"] / results["dspy_ours"]["wall"]
         print(f"dspy: ours {ratio:.2f}x the speed of dspy.Parallel")
         print(f"bench=python_summary dspy_ours_over_theirs={ratio:.2f}")
-    json.dumps(results)
 
 
 if __name__ == "__main__":
