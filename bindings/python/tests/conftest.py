@@ -15,15 +15,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
 def mock_llm_binary() -> pathlib.Path:
-    """The mock-llm binary cargo built (MOCK_LLM, then target/{release,debug}); built
-    with cargo if there is none."""
+    """The mock-llm binary: $MOCK_LLM, else the newest cargo built (target/release or
+    target/debug), else one built now with cargo."""
     if os.environ.get("MOCK_LLM"):
         return pathlib.Path(os.environ["MOCK_LLM"])
     target = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    for profile in ("release", "debug"):
-        exe = target / profile / "mock-llm"
-        if exe.exists():
-            return exe
+    built = [p for p in (target / "release" / "mock-llm", target / "debug" / "mock-llm") if p.exists()]
+    if built:
+        return max(built, key=lambda p: p.stat().st_mtime)
     subprocess.run(["cargo", "build", "-p", "mock-llm"], cwd=ROOT, check=True)
     return target / "debug" / "mock-llm"
 
