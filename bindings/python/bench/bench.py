@@ -119,6 +119,10 @@ def run_ours(args, url, results):
             overheads = [r.duration * 1e6 - server_us(i, r.answer) for i, r in enumerate(rs)]
             report("ours", args.n, args.c, args.latency_ms, wall, cpu, overheads, results)
             runs.append(results["ours"])
+            # What Python adds around the Rust batch (submit, waiting, building results).
+            span = ex.last_metrics.total_duration
+            print(f"         batch span {span:.3f} s: Python adds {1e3 * (wall - span):.1f} ms")
+            print(f"bench=python_ours_span batch_span_s={span:.4f} python_ms={1e3 * (wall - span):.1f}", flush=True)
     # The summary uses the median repetition.
     results["ours"] = sorted(runs, key=lambda r: r["wall"])[len(runs) // 2]
 
