@@ -73,7 +73,7 @@ impl MockAgent {
         jitter: f64,
         failure_rate: f64,
         hang_rate: f64,
-        seed: u64,
+        seed: i64,
         votes: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let answers = match votes {
@@ -98,7 +98,8 @@ impl MockAgent {
             failure_rate: rate(py, "failure_rate", failure_rate)?,
             hang_rate: rate(py, "hang_rate", hang_rate)?,
             panic_rate: 0.0,
-            seed,
+            seed: u64::try_from(seed)
+                .map_err(|_| value_error(py, "seed", format!("{seed} is negative")))?,
             answers,
         };
         let agent = parallel_agents::MockAgent::new(opts).map_err(|e| to_py_err(py, e))?;
@@ -144,11 +145,19 @@ impl OpenAIAgent {
         system_prompt: Option<String>,
         user_template: String,
         temperature: f64,
-        max_tokens: u32,
+        max_tokens: i64,
         headers: Option<Vec<(String, String)>>,
         request_timeout: f64,
-        tokens_per_minute: Option<u64>,
+        tokens_per_minute: Option<i64>,
     ) -> PyResult<Self> {
+        let max_tokens = u32::try_from(max_tokens)
+            .map_err(|_| value_error(py, "max_tokens", format!("{max_tokens} is out of range")))?;
+        let tokens_per_minute = tokens_per_minute
+            .map(|t| {
+                u64::try_from(t)
+                    .map_err(|_| value_error(py, "tokens_per_minute", format!("{t} is negative")))
+            })
+            .transpose()?;
         let opts = OpenAiOptions {
             base_url,
             model,

@@ -281,6 +281,7 @@ def test_metrics_over_the_executors_lifetime():
         ({"max_errors": -1}, ValueError, "max_errors"),
         ({"stream_buffer": 0}, ValueError, "stream_buffer"),
         ({"backoff": 2.0, "backoff_cap": 1.0}, ValueError, "backoff_cap"),
+        ({"max_concurrency": 10**30}, ValueError, "max_concurrency"),
     ],
 )
 def test_bad_executor_arguments_name_the_argument(kwargs, exc, name):
@@ -313,6 +314,10 @@ def test_bad_call_arguments():
         MockAgent(failure_rate=2)
     with pytest.raises(ValueError, match="latency"):
         MockAgent(latency=-1)
+    with pytest.raises(ValueError, match="seed"):
+        MockAgent(seed=-1)
+    with pytest.raises(ValueError, match="max_tokens"):
+        pa.OpenAIAgent(max_tokens=-1)
     with pytest.raises(TypeError, match="fn"):
         CallableAgent(3)
     with pytest.raises(ValueError, match="max_threads"):

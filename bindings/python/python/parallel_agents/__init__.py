@@ -113,6 +113,13 @@ def _check_questions(questions: Iterable[str]) -> List[str]:
     return qs
 
 
+def _value_error(name: str, what: str) -> ValueError:
+    e = ValueError(f"{name}: {what}")
+    e.status = "invalid_argument"  # type: ignore[attr-defined]
+    e.message = f"{name}: {what}"  # type: ignore[attr-defined]
+    return e
+
+
 def _closed_error() -> Error:
     e = Error("the executor is closed")
     e.status = "closed"
@@ -164,6 +171,17 @@ class Executor:
         consensus_threshold: float = 0.6,
         consensus_early_stop: bool = True,
     ) -> None:
+        for name, value in (
+            ("max_concurrency", max_concurrency),
+            ("retries", retries),
+            ("rate_burst", rate_burst),
+            ("tokens_per_minute", tokens_per_minute),
+            ("max_errors", max_errors),
+            ("stream_buffer", stream_buffer),
+        ):
+            # Beyond 64 bits the native check would only see an OverflowError.
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise _value_error(name, f"{value} is out of range")
         self._config = _native.Config(
             max_concurrency=max_concurrency,
             timeout=timeout,
