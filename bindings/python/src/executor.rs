@@ -331,12 +331,13 @@ impl Batch {
     }
 }
 
+/// A consensus round running on the runtime.
+type Voting = tokio::task::JoinHandle<parallel_agents::Result<parallel_agents::ConsensusResult>>;
+
 /// A running consensus round.
 #[pyclass(frozen, module = "parallel_agents._native")]
 pub struct ConsensusTask {
-    task: Mutex<
-        Option<tokio::task::JoinHandle<parallel_agents::Result<parallel_agents::ConsensusResult>>>,
-    >,
+    task: Mutex<Option<Voting>>,
 }
 
 #[pymethods]
@@ -375,10 +376,13 @@ impl ConsensusTask {
     }
 }
 
+/// A batch gathered on the runtime: every result in question order, and the metrics.
+type Gathering = tokio::task::JoinHandle<(Vec<AgentResult>, ExecutionMetrics)>;
+
 /// A running batch whose results come back all at once, in question order.
 #[pyclass(frozen, module = "parallel_agents._native")]
 pub struct RunTask {
-    task: Mutex<Option<tokio::task::JoinHandle<(Vec<AgentResult>, ExecutionMetrics)>>>,
+    task: Mutex<Option<Gathering>>,
     probe: BatchProbe,
 }
 
