@@ -334,3 +334,57 @@ def test_a_closed_executor_refuses_work():
     with pytest.raises(pa.Error) as info:
         ex.run(MockAgent(), ["q"])
     assert info.value.status == "closed"
+
+
+def test_the_gil_is_released_while_waiting():
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(1)
+            time.sleep(0.005)
+
+    t = threading.Thread(target=ticker)
+    with Executor(max_concurrency=10) as ex:
+        t.start()
+        try:
+            before = len(ticks)
+            ex.run(MockAgent(latency=0.3), questions(10))
+            during = len(ticks) - before
+        finally:
+            stop.set()
+            t.join()
+    assert during > 5  # the other thread ran while run() waited
+
+
+def test_cancelling_an_astream_consumer_cancels_the_batch():
+    agent = MockAgent(latency=30)
+
+    async def main():
+        with Executor(max_concurrency=10, timeout=60) as ex:
+            native = ex._native_for(agent)
+
+            async def consume():
+                return [r async for r in ex.astream(agent, questions(10))]
+
+            task = asyncio.ensure_future(consume())
+            await asyncio.sleep(0.2)
+            assert native.in_flight == 10
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            for _ in range(200):
+                if native.in_flight == 0:
+                    break
+                await asyncio.sleep(0.01)
+            return native.in_flight
+
+    assert asyncio.run(main()) == 0
+
+
+def test_arun_with_progress():
+    seen = []
+    with Executor(max_concurrency=20) as ex:
+        rs = asyncio.run(ex.arun(MockAgent(latency=0.02), questions(100), progress=lambda d, t: seen.append(d)))
+    assert len(rs) == 100 and seen[-1] == 100
