@@ -369,7 +369,10 @@ def test_cancelling_an_astream_consumer_cancels_the_batch():
                 return [r async for r in ex.astream(agent, questions(10))]
 
             task = asyncio.ensure_future(consume())
-            await asyncio.sleep(0.2)
+            for _ in range(500):
+                if native.in_flight == 10:
+                    break
+                await asyncio.sleep(0.01)
             assert native.in_flight == 10
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
