@@ -40,7 +40,7 @@ def test_run_returns_every_question_in_question_order():
 
 def test_stream_yields_each_question_once_in_completion_order():
     # Later questions are faster: completion order is not question order.
-    latencies = {f"q{i}": 0.2 - 0.02 * i for i in range(10)}
+    latencies = {f"q{i}": 0.5 - 0.05 * i for i in range(10)}
 
     async def agent(q: str) -> str:
         await asyncio.sleep(latencies[q])
