@@ -3,10 +3,11 @@
 #
 # It brings what the tests need (the pinned Python venv for the DSPy tests; Go is used
 # when the machine has it), then runs: style and lints, the Rust tests of every crate,
-# a library built without Python, the library installed under a prefix like any C
-# library, the Go module's tests (go vet, go test -race) against that install, and the C,
-# C++ and Go hosts built against it only (under valgrind, then ASan+UBSan). It ends with one summary line; anything it had to skip is named there,
-# loudly. Under CI (CI set) a skip is a failure: CI must have everything.
+# the Python package (pip install + pytest), a library built without Python, the library
+# installed under a prefix like any C library, the Go module's tests (go vet, go test
+# -race) against that install, and the C, C++ and Go hosts built against it only (under
+# valgrind, then ASan+UBSan). It ends with one summary line; anything it had to skip is
+# named there, loudly. Under CI (CI set) a skip is a failure: CI must have everything.
 #
 #   scripts/test.sh            everything
 #   SKIP_LINT=1 scripts/test.sh   without fmt/clippy (quicker while iterating)
@@ -78,6 +79,34 @@ rust_tests() {
 part "cargo test" rust_tests
 [ -z "$rust_skips" ] || skip "Rust tests that printed SKIP" "$(echo "$rust_skips" | tr '\n' ' ')"
 [ "$have_venv" = 1 ] || skip "DSPy tests" "no .venv with dspy (python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt)"
+
+# The Python package (bindings/python): its own cargo workspace, so it is linted here on
+# its own; then built and installed into the venv as a user would (pip, with the venv's
+# pinned maturin; its own target dir, so rebuilds are incremental), checked not to link
+# libpython, and its pytest suite run (mock-llm from the build above).
+PY_TARGET="$PWD/target/python"
+if [ -z "${SKIP_LINT:-}" ]; then
+  part "python package fmt" cargo fmt --manifest-path bindings/python/Cargo.toml -- --check
+  part "python package clippy" env CARGO_TARGET_DIR="$PY_TARGET" \
+    cargo clippy --manifest-path bindings/python/Cargo.toml --all-targets -- -D warnings
+fi
+python_package() {
+  # --no-build-isolation: the venv's pinned maturin (on PATH for pip), no download.
+  PATH="$PWD/.venv/bin:$PATH" CARGO_TARGET_DIR="$PY_TARGET" .venv/bin/pip install -q --disable-pip-version-check \
+    --no-build-isolation ./bindings/python || return 1
+  local so py="$PWD/.venv/bin/python"
+  # From /tmp, so the import finds the installed package, not a source tree.
+  so=$(cd /tmp && "$py" -c 'import parallel_agents._native as m; print(m.__file__)') || return 1
+  if readelf -d "$so" | grep -i 'NEEDED.*libpython'; then
+    echo "the extension module links libpython" >&2; return 1
+  fi
+  (cd bindings/python && timeout 300 ../../.venv/bin/python -m pytest -q -p no:cacheprovider tests)
+}
+if [ "$have_venv" = 1 ]; then
+  part "python package (pip install + pytest)" python_package
+else
+  skip "python package" "no .venv (python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt)"
+fi
 
 no_python() {
   cargo build -p parallel-agents-ffi --lib --no-default-features --features openai \
