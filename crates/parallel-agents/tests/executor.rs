@@ -814,7 +814,8 @@ fn retry_after_is_a_floor_under_the_backoff_and_usage_is_summed() {
         retry: RetryPolicy {
             max_retries: 2,
             backoff_base: Duration::from_millis(1),
-            backoff_cap: Duration::from_millis(1),
+            // Above the agent's 250 ms hint: a longer hint than the cap fails the call.
+            backoff_cap: Duration::from_secs(1),
             retry_timeouts: false,
         },
         ..config(1)
