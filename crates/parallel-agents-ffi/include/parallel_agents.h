@@ -132,6 +132,10 @@ enum pagent_status
    */
   PAGENT_ERR_STALE = 105,
   /**
+   * Two questions of one batch have the same id; the message names it.
+   */
+  PAGENT_ERR_DUPLICATE_ID = 106,
+  /**
    * A blocking call was made from a library thread (e.g. inside an agent callback).
    */
   PAGENT_ERR_REENTRANT = 110,
@@ -151,6 +155,25 @@ enum pagent_status
    * A Python error (import, attribute, interpreter), or Python support not built in.
    */
   PAGENT_ERR_PYTHON = 120,
+  /**
+   * The journal could not be created, opened, read or written (unwritable path, disk
+   * full, not a journal, corrupt, or journal support not built in); the message says
+   * which.
+   */
+  PAGENT_ERR_JOURNAL = 130,
+  /**
+   * Another process (or another executor or reader) holds the journal's lock.
+   */
+  PAGENT_ERR_JOURNAL_LOCKED = 131,
+  /**
+   * The journal was made by a different agent or configuration (its fingerprint
+   * differs); `pagent_config_set_journal_allow_mismatch` accepts it anyway.
+   */
+  PAGENT_ERR_JOURNAL_MISMATCH = 132,
+  /**
+   * The journal was written by a newer format version than this library reads.
+   */
+  PAGENT_ERR_JOURNAL_VERSION = 133,
   /**
    * A panic inside the library was caught at the boundary. A bug: please report it.
    */
@@ -755,6 +778,32 @@ pagent_status pagent_submit(const struct pagent_executor *executor,
                             struct pagent_batch **batch);
 
 /**
+ * `pagent_execute` with an id for each question: `ids[i]` names `questions[i]` (both
+ * arrays of `n` strings, copied). Every result carries its id (`pagent_result_id`); a
+ * journal stores and replays results by id. An id given twice fails with
+ * `PAGENT_ERR_DUPLICATE_ID` (the message names it) before anything runs. Blocks; out and
+ * ownership as `pagent_execute`.
+ */
+pagent_status pagent_execute_ids(const struct pagent_executor *executor,
+                                 const char *const *ids,
+                                 const char *const *questions,
+                                 size_t n,
+                                 struct pagent_results **results);
+
+/**
+ * `pagent_submit` with an id for each question: `ids[i]` names `questions[i]` (both
+ * arrays of `n` strings, copied). Every result carries its id (`pagent_result_id`); a
+ * journal stores and replays results by id. An id given twice fails with
+ * `PAGENT_ERR_DUPLICATE_ID` (the message names it) and starts nothing. Returns at once;
+ * out and ownership as `pagent_submit`. Non-blocking: allowed inside callbacks.
+ */
+pagent_status pagent_submit_ids(const struct pagent_executor *executor,
+                                const char *const *ids,
+                                const char *const *questions,
+                                size_t n,
+                                struct pagent_batch **batch);
+
+/**
  * Asks `n_agents` agents `question` and votes (answers normalised: trimmed, case-folded,
  * whitespace collapsed, trailing punctuation stripped; an answer left empty by that is
  * no vote; ties go to the lowest voter). `n_agents` is 1 to
@@ -973,6 +1022,25 @@ const char *pagent_result_error(const struct pagent_result *result);
  * The question asked. Owned by the result; NULL only for a NULL result.
  */
 const char *pagent_result_question(const struct pagent_result *result);
+
+/**
+ * The question's id: the host's (`pagent_submit_ids`), else its index in decimal
+ * (`"0"`, `"1"`, ...; a consensus voter's index). Owned by the result; NULL only for a
+ * NULL result.
+ */
+const char *pagent_result_id(const struct pagent_result *result);
+
+/**
+ * Whether the result was read back from the journal instead of running the agent
+ * (false for NULL).
+ */
+bool pagent_result_replayed(const struct pagent_result *result);
+
+/**
+ * Whether a rerun could succeed: a failure the agent called retryable (429, 5xx,
+ * connection errors, ...) or a timeout (false for OK results and for NULL).
+ */
+bool pagent_result_retryable(const struct pagent_result *result);
 
 /**
  * Logical agent slot: question index (single agent), voter index (consensus) or pool

@@ -247,19 +247,15 @@ pub extern "C" fn pagent_openai_options_set_idle_timeout_ms(
     options: *mut pagent_openai_options,
     timeout_ms: u64,
 ) -> pagent_status {
-    set(
-        "pagent_openai_options_set_idle_timeout_ms",
-        options,
-        |o| {
-            o.pool_idle_timeout = Duration::from_millis(timeout_ms);
-            if o.pool_idle_timeout > Duration::from_secs(3600) {
-                return Err(Failure::invalid(format!(
-                    "pool idle timeout {timeout_ms} ms is longer than one hour"
-                )));
-            }
-            Ok(())
-        },
-    )
+    set("pagent_openai_options_set_idle_timeout_ms", options, |o| {
+        o.pool_idle_timeout = Duration::from_millis(timeout_ms);
+        if o.pool_idle_timeout > Duration::from_secs(3600) {
+            return Err(Failure::invalid(format!(
+                "pool idle timeout {timeout_ms} ms is longer than one hour"
+            )));
+        }
+        Ok(())
+    })
 }
 
 /// Limit on each HTTP request (connect, send, read the whole body), in ms; 1 ms to one

@@ -20,6 +20,8 @@ use crate::sync::lock;
 pub(super) struct Job {
     pub(super) inner: Arc<Inner>,
     pub(super) questions: Arc<[Arc<str>]>,
+    /// Each question's id (the host's, or its index), unique in the batch.
+    pub(super) ids: Arc<[Arc<str>]>,
     /// Which agent serves each call.
     pub(super) assign: Assign,
     /// Calls of this batch in flight at once, at most (1 for `execute_sequential`).
@@ -41,6 +43,13 @@ pub(super) enum Output {
 }
 
 impl Job {
+    /// The result of question `index` when its call never ran (or was cut short).
+    pub(super) fn not_started(&self, index: usize, why: &str) -> AgentResult {
+        let mut r = AgentResult::not_started(index, Arc::clone(&self.questions[index]), why);
+        r.id = Arc::clone(&self.ids[index]);
+        r
+    }
+
     /// Why the batch's calls are being cancelled, for their results.
     pub(super) fn cancel_reason(&self) -> String {
         lock(&self.shared.cancel_reason)
@@ -71,10 +80,7 @@ pub(super) async fn drive(job: Job) {
                 if !std::mem::take(&mut have_slot) {
                     take_slot(&job).await;
                 }
-                deliver(
-                    &job,
-                    AgentResult::not_started(next, Arc::clone(&job.questions[next]), &why),
-                );
+                deliver(&job, job.not_started(next, &why));
                 next += 1;
             }
             break;

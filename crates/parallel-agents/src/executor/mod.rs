@@ -196,7 +196,27 @@ impl ParallelAgentExecutor {
     pub fn submit(&self, questions: Vec<String>) -> Result<Batch> {
         let buffer = self.inner.config.stream_buffer;
         let qs = questions.into_iter().map(Arc::from).collect();
-        self.launch(qs, Assign::Questions, usize::MAX, buffer)
+        self.launch(qs, None, Assign::Questions, usize::MAX, buffer)
+    }
+
+    /// [`submit`](Self::submit) with the host's id for each question (`ids[i]` names
+    /// `questions[i]`): every result carries its question's id, and a journal stores
+    /// and replays results by id. Fails with [`Error::DuplicateId`] if an id appears
+    /// twice, and with `InvalidArgument` if the lengths differ.
+    pub fn submit_with_ids(&self, ids: Vec<String>, questions: Vec<String>) -> Result<Batch> {
+        let buffer = self.inner.config.stream_buffer;
+        let qs = questions.into_iter().map(Arc::from).collect();
+        self.launch(qs, Some(ids), Assign::Questions, usize::MAX, buffer)
+    }
+
+    /// [`execute_with_metrics`](Self::execute_with_metrics) with the host's ids, as in
+    /// [`submit_with_ids`](Self::submit_with_ids).
+    pub async fn execute_with_ids(
+        &self,
+        ids: Vec<String>,
+        questions: Vec<String>,
+    ) -> Result<(Vec<AgentResult>, ExecutionMetrics)> {
+        self.execute_inner(Some(ids), questions).await
     }
 
     /// Answers every question, at most `max_concurrency` at once. Results are in question
@@ -210,11 +230,19 @@ impl ParallelAgentExecutor {
         &self,
         questions: Vec<String>,
     ) -> Result<(Vec<AgentResult>, ExecutionMetrics)> {
+        self.execute_inner(None, questions).await
+    }
+
+    async fn execute_inner(
+        &self,
+        ids: Option<Vec<String>>,
+        questions: Vec<String>,
+    ) -> Result<(Vec<AgentResult>, ExecutionMetrics)> {
         let qs: Vec<Arc<str>> = questions.into_iter().map(Arc::from).collect();
         // Every result is kept until the end anyway, so a buffer the size of the batch
         // costs nothing extra and spares finished calls from waiting on the collector.
         let buffer = qs.len().clamp(1, crate::config::MAX_BUFFER_LIMIT);
-        let batch = self.launch(qs, Assign::Questions, usize::MAX, buffer)?;
+        let batch = self.launch(qs, ids, Assign::Questions, usize::MAX, buffer)?;
         let (results, metrics) = batch.finish_on_runtime().await?;
         Ok((self.maybe_dedup(results), metrics))
     }
@@ -222,7 +250,13 @@ impl ParallelAgentExecutor {
     /// Answers the questions one at a time, in order (the baseline for comparisons).
     pub async fn execute_sequential(&self, questions: Vec<String>) -> Result<Vec<AgentResult>> {
         let qs = questions.into_iter().map(Arc::from).collect();
-        let batch = self.launch(qs, Assign::Questions, 1, self.inner.config.stream_buffer)?;
+        let batch = self.launch(
+            qs,
+            None,
+            Assign::Questions,
+            1,
+            self.inner.config.stream_buffer,
+        )?;
         Ok(self.maybe_dedup(batch.finish_on_runtime().await?.0))
     }
 
@@ -249,7 +283,7 @@ impl ParallelAgentExecutor {
             )));
         }
         let qs = questions.into_iter().map(Arc::from).collect();
-        self.launch(qs, Assign::Questions, usize::MAX, buffer_size)
+        self.launch(qs, None, Assign::Questions, usize::MAX, buffer_size)
     }
 
     /// Every batch entry point ends here: sets up the batch's channel and the slots that
@@ -258,6 +292,7 @@ impl ParallelAgentExecutor {
     fn launch(
         &self,
         questions: Vec<Arc<str>>,
+        ids: Option<Vec<String>>,
         assign: Assign,
         per_batch_limit: usize,
         buffer: usize,
@@ -265,6 +300,10 @@ impl ParallelAgentExecutor {
         if questions.is_empty() {
             return Err(Error::InvalidArgument("no questions given".into()));
         }
+        let ids = match ids {
+            None => index_ids(questions.len()),
+            Some(ids) => checked_ids(ids, questions.len())?,
+        };
         // Shutdown cancels every executor too; report the cause, not the symptom.
         let handle = runtime::handle()?;
         if self.inner.token.is_cancelled() {
@@ -284,6 +323,7 @@ impl ParallelAgentExecutor {
         let job = Job {
             inner: Arc::clone(&self.inner),
             questions: Arc::clone(&questions),
+            ids: Arc::clone(&ids),
             assign,
             per_batch_limit,
             token: token.clone(),
@@ -292,7 +332,7 @@ impl ParallelAgentExecutor {
             sink: Mutex::new(Sink::default()),
         };
         runtime::spawn_tracked(&handle, drive(job));
-        Ok(Batch::new(rx, slots, questions, token, shared))
+        Ok(Batch::new(rx, slots, questions, ids, token, shared))
     }
 
     /// Asks `n_agents` agents the same question and votes (see [`crate::aggregate`]).
@@ -367,4 +407,26 @@ impl ParallelAgentExecutor {
     pub fn cancel_all(&self) {
         self.inner.token.cancel();
     }
+}
+
+/// Ids `"0"`, `"1"`, ...: the ids of questions the host gave none.
+pub(super) fn index_ids(n: usize) -> Arc<[Arc<str>]> {
+    (0..n).map(|i| Arc::from(i.to_string())).collect()
+}
+
+/// The host's ids, one per question and each unique.
+fn checked_ids(ids: Vec<String>, n: usize) -> Result<Arc<[Arc<str>]>> {
+    if ids.len() != n {
+        return Err(Error::InvalidArgument(format!(
+            "{} ids for {n} questions",
+            ids.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    for id in &ids {
+        if !seen.insert(id.as_str()) {
+            return Err(Error::DuplicateId(id.clone()));
+        }
+    }
+    Ok(ids.into_iter().map(Arc::from).collect())
 }
