@@ -259,6 +259,12 @@ typedef struct pagent_consensus pagent_consensus;
 typedef struct pagent_executor pagent_executor;
 
 /**
+ * A journal read back (`pagent_journal_open`): its results in the order they were
+ * stored. Free with `pagent_journal_free`. Not thread-safe: one thread at a time.
+ */
+typedef struct pagent_journal pagent_journal;
+
+/**
  * Settings of an OpenAI-compatible HTTP agent. Create with `pagent_openai_options_new`,
  * change with the setters (each validates its value and keeps the old one on failure),
  * pass to `pagent_agent_openai` (which copies them), free with
@@ -703,6 +709,44 @@ pagent_status pagent_config_set_hedge(struct pagent_config *config,
 pagent_status pagent_config_set_max_errors(struct pagent_config *config, size_t max_errors);
 
 /**
+ * The journal (an SQLite file, created if missing): every finished result is on disk
+ * before the host sees it, and an executor made later with the same journal — after a
+ * crash, in another process — hands back the stored results (`pagent_result_replayed`)
+ * without calling the agent for them, and runs only the missing ones. Results are keyed
+ * by question id (`pagent_submit_ids`, else the index). NULL: no journal (the default).
+ * The path is checked when the executor is made: `pagent_executor_new` then fails with
+ * `PAGENT_ERR_JOURNAL` (cannot create, open or write it; not a journal; or a build
+ * without the `journal` feature), `PAGENT_ERR_JOURNAL_LOCKED` (another executor,
+ * reader or process holds it: one holder at a time, until its executor is freed),
+ * `PAGENT_ERR_JOURNAL_MISMATCH` (made by a different agent or options) or
+ * `PAGENT_ERR_JOURNAL_VERSION` (a newer format). Empty: `PAGENT_ERR_INVALID_ARG`.
+ */
+pagent_status pagent_config_set_journal(struct pagent_config *config, const char *path);
+
+/**
+ * On a rerun with a journal, run again the questions whose stored result is a retryable
+ * failure (`pagent_result_retryable`: an error the agent called retryable, or a
+ * timeout) instead of handing it back. Off by default: every stored result is replayed.
+ */
+pagent_status pagent_config_set_journal_rerun_failed(struct pagent_config *config,
+                                                     bool rerun_failed);
+
+/**
+ * Accept a journal made by a different agent or options (its fingerprint differs)
+ * instead of failing with `PAGENT_ERR_JOURNAL_MISMATCH`: its results are replayed and
+ * the new fingerprint recorded. Off by default.
+ */
+pagent_status pagent_config_set_journal_allow_mismatch(struct pagent_config *config, bool allow);
+
+/**
+ * Largest size of the journal's database in bytes (whole pages); past it a write fails
+ * as on a full disk: the batch stops, the results it could not store come back
+ * `PAGENT_OUTCOME_CANCELLED` with the journal's error, and new submits fail with
+ * `PAGENT_ERR_JOURNAL`. 0 (the default): no limit but the disk's.
+ */
+pagent_status pagent_config_set_journal_max_bytes(struct pagent_config *config, uint64_t max_bytes);
+
+/**
  * Makes a shared rate limiter; `per_second` in [1/2592000, 1e9] and `burst >= 1`, as for
  * `pagent_config_set_rate_limit` (else `PAGENT_ERR_CONFIG`). Out: the new limiter, or
  * NULL. Caller owns it (`pagent_rate_limiter_free`); executors using it keep their own
@@ -850,6 +894,45 @@ char *pagent_executor_metrics_json(const struct pagent_executor *executor);
  * no-op. Never pass strings borrowed from results or `pagent_last_error`.
  */
 void pagent_string_free(char *s);
+
+/**
+ * Reads the journal at `path` whole, without running anything, and releases it (the
+ * read takes the journal's lock for its own length only). Out: `*journal`, or NULL on
+ * failure; caller owns it (`pagent_journal_free`). Fails with `PAGENT_ERR_JOURNAL` (no
+ * journal there, unreadable, not a journal, or a build without the `journal` feature),
+ * `PAGENT_ERR_JOURNAL_LOCKED` (an executor or process holds it) or
+ * `PAGENT_ERR_JOURNAL_VERSION` (a newer format).
+ */
+pagent_status pagent_journal_open(const char *path, struct pagent_journal **journal);
+
+/**
+ * Results not yet taken with `pagent_journal_next` (0 for NULL).
+ */
+size_t pagent_journal_remaining(const struct pagent_journal *journal);
+
+/**
+ * Takes the next stored result: `PAGENT_OK` with `*result` set — an ordinary result with
+ * the same accessors, `pagent_result_replayed` true; caller owns it
+ * (`pagent_result_free`) — or `PAGENT_DONE` once all are taken; `*result` is NULL
+ * unless `PAGENT_OK`. Its question index is the one it had in the batch that stored it.
+ */
+pagent_status pagent_journal_next(struct pagent_journal *journal, struct pagent_result **result);
+
+/**
+ * Frees a journal read back. NULL is a no-op. Results taken from it are the host's and
+ * stay valid.
+ */
+void pagent_journal_free(struct pagent_journal *journal);
+
+/**
+ * Writes the journal at `path` to `out_path` (created or replaced) as JSON lines, one
+ * result per line in the order stored: `{"id", "question", "outcome" ("ok", "failed",
+ * "timed_out"), "answer", "error", "retryable", "attempts", "duration_us",
+ * "prompt_tokens", "completion_tokens", "agent_id", "question_index"}` (absent values
+ * `null`). Runs nothing. Fails as `pagent_journal_open`, or with `PAGENT_ERR_JOURNAL` if
+ * `out_path` cannot be written. Blocking (file I/O).
+ */
+pagent_status pagent_journal_export_jsonl(const char *path, const char *out_path);
 
 /**
  * Options with the defaults: base URL `https://api.openai.com/v1`, model `gpt-4o-mini`,

@@ -69,6 +69,8 @@ impl ParallelAgentExecutor {
             per_batch_limit: usize::MAX,
             token: self.inner.token.child_token(),
             shared: Arc::new(BatchShared::default()),
+            #[cfg(feature = "journal")]
+            journal: None,
             out: Output::Collect(Mutex::new(Vec::new())),
             sink: Mutex::new(Sink::default()),
         });

@@ -85,6 +85,23 @@ struct Inner {
     lifetime: Mutex<MetricsRecorder>,
     /// A child of the runtime's token: cancelled by `cancel_all` or shutdown.
     token: CancellationToken,
+    /// The open journal, if the config names one; held (locked) while the executor or
+    /// any of its batches lives.
+    #[cfg(feature = "journal")]
+    journal: Option<crate::journal::Journal>,
+}
+
+/// What decides the executor's answers, for the journal: the agent's fingerprint (every
+/// member's, for a pool). No field of [`ParallelConfig`] changes an answer's text (timeouts
+/// and retries change whether one arrives, not what it says), so none is in it.
+fn fingerprint(agents: &Agents) -> String {
+    match agents {
+        Agents::Single(a) => a.fingerprint(),
+        Agents::Pool(m) => {
+            let all: Vec<String> = m.agents().map(|a| a.fingerprint()).collect();
+            format!("pool [{}]", all.join(" | "))
+        }
+    }
 }
 
 /// Runs questions through an agent (or a pool of agents) with bounded concurrency,
@@ -140,6 +157,13 @@ impl ParallelAgentExecutor {
         limiter: Option<Arc<RateLimiter>>,
     ) -> Result<Self> {
         config.validate()?;
+        #[cfg(feature = "journal")]
+        let journal = crate::journal::Journal::open(&config.journal, &fingerprint(&agents))?;
+        #[cfg(not(feature = "journal"))]
+        if config.journal.path.is_some() {
+            let _ = fingerprint(&agents);
+            return Err(crate::journal::not_built());
+        }
         // With hedging, each call may run one duplicate beside it.
         let calls = config
             .max_concurrency
@@ -167,6 +191,8 @@ impl ParallelAgentExecutor {
                 metrics_cache: MetricsCache::new(),
                 lifetime: Mutex::new(MetricsRecorder::new()),
                 token: runtime::child_token(),
+                #[cfg(feature = "journal")]
+                journal,
             }),
         })
     }
@@ -320,6 +346,13 @@ impl ParallelAgentExecutor {
         let shared = Arc::new(BatchShared::default());
         let token = self.inner.token.child_token();
         let questions: Arc<[Arc<str>]> = questions.into();
+        #[cfg(feature = "journal")]
+        let replay = match &self.inner.journal {
+            Some(j) => j.replay(&ids, &questions)?,
+            None => Vec::new(),
+        };
+        #[cfg(not(feature = "journal"))]
+        let replay = Vec::new();
         let job = Job {
             inner: Arc::clone(&self.inner),
             questions: Arc::clone(&questions),
@@ -328,10 +361,18 @@ impl ParallelAgentExecutor {
             per_batch_limit,
             token: token.clone(),
             shared: Arc::clone(&shared),
+            #[cfg(feature = "journal")]
+            journal: self.inner.journal.is_some().then(|| {
+                Arc::new(drive::ToBatch {
+                    tx: tx.clone(),
+                    shared: Arc::clone(&shared),
+                    token: token.clone(),
+                })
+            }),
             out: Output::Channel(tx, Arc::clone(&slots)),
             sink: Mutex::new(Sink::default()),
         };
-        runtime::spawn_tracked(&handle, drive(job));
+        runtime::spawn_tracked(&handle, drive(job, replay));
         Ok(Batch::new(rx, slots, questions, ids, token, shared))
     }
 
