@@ -409,9 +409,13 @@ fn a_full_journal_stops_the_batch_and_loses_no_index() {
         mock_agent(1),
     );
     assert_eq!(s, PAGENT_OK, "{}", last_error());
-    // ~1 KB a row: the journal fills after a few dozen.
+    let small = run(e, &pairs(0..5, |i| format!("q{i}"))).unwrap();
+    assert!(small
+        .values()
+        .all(|g| g.outcome == pagent_outcome::PAGENT_OUTCOME_OK));
+    // ~1 KB a row: the journal fills after a few dozen (or at the first group).
     let long = "x".repeat(1000);
-    let got = run(e, &pairs(0..2000, |i| format!("{i} {long}"))).unwrap();
+    let got = run(e, &pairs(100..2100, |i| format!("{i} {long}"))).unwrap();
     let ok = got
         .values()
         .filter(|g| g.outcome == pagent_outcome::PAGENT_OUTCOME_OK)
@@ -428,7 +432,7 @@ fn a_full_journal_stops_the_batch_and_loses_no_index() {
         .values()
         .filter(|g| g.outcome == pagent_outcome::PAGENT_OUTCOME_CANCELLED)
         .count();
-    assert!(ok > 0 && ok < 2000, "ok {ok}");
+    assert!(ok < 2000, "ok {ok}");
     assert!(lost > 0, "some results could not be stored");
     assert_eq!(ok + cancelled, 2000, "every index accounted for");
     assert!(got
@@ -452,12 +456,13 @@ fn a_full_journal_stops_the_batch_and_loses_no_index() {
         "{}",
         last_error()
     );
-    assert_eq!(pagent_journal_remaining(j), ok);
+    assert_eq!(pagent_journal_remaining(j), 5 + ok);
     let mut r = ptr::null_mut();
     while pagent_journal_next(j, &mut r) == PAGENT_OK {
         let id = text(pagent_result_id(r)).unwrap();
-        assert_eq!(got[&id].outcome, pagent_outcome::PAGENT_OUTCOME_OK);
-        assert_eq!(text(pagent_result_answer(r)), got[&id].answer);
+        let g = got.get(&id).unwrap_or_else(|| &small[&id]);
+        assert_eq!(g.outcome, pagent_outcome::PAGENT_OUTCOME_OK);
+        assert_eq!(text(pagent_result_answer(r)), g.answer);
         pagent_result_free(r);
     }
     pagent_journal_free(j);
