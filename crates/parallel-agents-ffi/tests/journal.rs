@@ -86,7 +86,7 @@ fn mock_agent(seed: u64) -> *mut pagent_agent {
 }
 
 /// A config with the journal at `path`, and `more` applied.
-fn config(path: &PathBuf, more: impl FnOnce(*mut pagent_config)) -> *mut pagent_config {
+fn config(path: &std::path::Path, more: impl FnOnce(*mut pagent_config)) -> *mut pagent_config {
     let c = pagent_config_new();
     let p = cstr(path.to_str().unwrap());
     assert_eq!(pagent_config_set_journal(c, p.as_ptr()), PAGENT_OK);
