@@ -46,7 +46,7 @@ static int child(const char *url, const char *journal, const char *log_path) {
   pagent_openai_options_free(o);
   pagent_agent_free(agent);
   pagent_config_free(cfg);
-  static char ids[N][16], qs[N][32];
+  static char ids[N][24], qs[N][48];
   static const char *idp[N], *qp[N];
   for (int i = 0; i < N; i++) {
     snprintf(ids[i], sizeof ids[i], "q-%d", i);
