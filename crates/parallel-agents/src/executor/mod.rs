@@ -340,8 +340,14 @@ impl ParallelAgentExecutor {
         // The channel itself is unbounded: `slots` bounds it, and makes the driver (not
         // the call tasks) wait for a slow consumer.
         let (tx, rx) = mpsc::unbounded_channel();
+        // With a journal, results wait for their group's commit before they reach the
+        // consumer: room for one more round of calls keeps calls starting meanwhile.
+        #[cfg(feature = "journal")]
+        let rounds = if self.inner.journal.is_some() { 2 } else { 1 };
+        #[cfg(not(feature = "journal"))]
+        let rounds = 1;
         let slots = Arc::new(Semaphore::new(
-            buffer.saturating_add(self.inner.config.max_concurrency),
+            buffer.saturating_add(self.inner.config.max_concurrency.saturating_mul(rounds)),
         ));
         let shared = Arc::new(BatchShared::default());
         let token = self.inner.token.child_token();

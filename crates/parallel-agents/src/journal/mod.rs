@@ -22,6 +22,8 @@
 //! **Durability.** `synchronous=FULL`: a commit is on disk (fsync of the WAL) before any
 //! result it holds is forwarded. Commits are grouped: the writer takes every result that
 //! queued while it was committing, so the cost of an fsync is shared by all of them.
+//! While a group commits, a journaled batch may start one more round of calls: it runs
+//! up to `stream_buffer + 2 × max_concurrency` calls ahead of its consumer, not `+ 1 ×`.
 //!
 //! **Failures.** A write that fails (disk full, I/O error) rolls its group back; the
 //! journal is then broken: the batches whose results were lost are cancelled (reason:
