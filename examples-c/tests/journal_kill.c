@@ -4,7 +4,8 @@
  * run finish. Checks: across all runs no id is answered fresh twice (nothing paid for
  * twice), the last run hands back every id exactly once, the journal holds every id
  * exactly once, and mock-llm saw at most N + (calls in flight at each kill) requests
- * (no retries are configured). Needs PAGENT_TEST_LLM_URL (set by `make test`); skips
+ * (no retries are configured); and while a child holds the journal, the parent's
+ * pagent_journal_open gets PAGENT_ERR_JOURNAL_LOCKED. Needs PAGENT_TEST_LLM_URL (set by `make test`); skips
  * without it. The child is exec'd, so it runs outside valgrind; the parent reads the
  * journal back through the library after every child is gone. */
 #include <arpa/inet.h>
@@ -46,6 +47,11 @@ static int child(const char *url, const char *journal, const char *log_path) {
   pagent_openai_options_free(o);
   pagent_agent_free(agent);
   pagent_config_free(cfg);
+  /* The executor holds the journal now: tell the parent. */
+  char ready[160];
+  snprintf(ready, sizeof ready, "%s.ready", log_path);
+  int fd = open(ready, O_WRONLY | O_CREAT, 0600);
+  if (fd >= 0) close(fd);
   static char ids[N][24], qs[N][48];
   static const char *idp[N], *qp[N];
   for (int i = 0; i < N; i++) {
@@ -134,6 +140,18 @@ int main(int argc, char **argv) {
       _exit(127);
     }
     int status = 0;
+    if (run == 0) {
+      /* A second process on the journal is refused while this child holds it. */
+      char ready[160];
+      snprintf(ready, sizeof ready, "%s.ready", log_path);
+      for (int i = 0; i < 2000 && access(ready, F_OK) != 0; i++) usleep(5000);
+      EXPECT(access(ready, F_OK) == 0);
+      pagent_journal *held = NULL;
+      EXPECT_STATUS(pagent_journal_open(journal, &held), PAGENT_ERR_JOURNAL_LOCKED);
+      EXPECT_ERROR_MENTIONS("held by another");
+      EXPECT(held == NULL);
+      pagent_journal_free(held);
+    }
     if (run < KILLS) {
       /* A random moment: 50 to 800 ms into the run (it may finish first). */
       struct timespec t = {0, (long)(50 + rand() % 750) * 1000000L};
