@@ -30,11 +30,13 @@ constexpr std::uint32_t code(pagent_status s) { return static_cast<std::uint32_t
 constexpr pagent_status statuses[] = {
     PAGENT_OK,           PAGENT_DONE,           PAGENT_WAIT_TIMEOUT, PAGENT_ERR_NULL,
     PAGENT_ERR_INVALID_ARG, PAGENT_ERR_UTF8,    PAGENT_ERR_CONFIG,   PAGENT_ERR_NOT_FOUND,
-    PAGENT_ERR_STALE,    PAGENT_ERR_REENTRANT,  PAGENT_ERR_SHUTDOWN, PAGENT_ERR_FORKED,
-    PAGENT_ERR_RUNTIME,  PAGENT_ERR_PYTHON,     PAGENT_ERR_PANIC,
+    PAGENT_ERR_STALE,    PAGENT_ERR_DUPLICATE_ID, PAGENT_ERR_REENTRANT, PAGENT_ERR_SHUTDOWN,
+    PAGENT_ERR_FORKED,   PAGENT_ERR_RUNTIME,    PAGENT_ERR_PYTHON,   PAGENT_ERR_JOURNAL,
+    PAGENT_ERR_JOURNAL_LOCKED, PAGENT_ERR_JOURNAL_MISMATCH, PAGENT_ERR_JOURNAL_VERSION,
+    PAGENT_ERR_PANIC,
 };
-constexpr std::uint32_t status_codes[] = {0,   1,   2,   100, 101, 102, 103, 104,
-                                          105, 110, 111, 112, 113, 120, 199};
+constexpr std::uint32_t status_codes[] = {0,   1,   2,   100, 101, 102, 103, 104, 105, 106,
+                                          110, 111, 112, 113, 120, 130, 131, 132, 133, 199};
 constexpr bool same_codes() {
   for (std::size_t i = 0; i < sizeof statuses / sizeof statuses[0]; i++) {
     if (code(statuses[i]) != status_codes[i]) return false;
@@ -46,8 +48,10 @@ static const char *const status_names[] = {
     "PAGENT_OK",           "PAGENT_DONE",          "PAGENT_WAIT_TIMEOUT",
     "PAGENT_ERR_NULL",     "PAGENT_ERR_INVALID_ARG", "PAGENT_ERR_UTF8",
     "PAGENT_ERR_CONFIG",   "PAGENT_ERR_NOT_FOUND", "PAGENT_ERR_STALE",
-    "PAGENT_ERR_REENTRANT", "PAGENT_ERR_SHUTDOWN",  "PAGENT_ERR_FORKED",
-    "PAGENT_ERR_RUNTIME",  "PAGENT_ERR_PYTHON",    "PAGENT_ERR_PANIC",
+    "PAGENT_ERR_DUPLICATE_ID", "PAGENT_ERR_REENTRANT", "PAGENT_ERR_SHUTDOWN",
+    "PAGENT_ERR_FORKED",   "PAGENT_ERR_RUNTIME",   "PAGENT_ERR_PYTHON",
+    "PAGENT_ERR_JOURNAL",  "PAGENT_ERR_JOURNAL_LOCKED", "PAGENT_ERR_JOURNAL_MISMATCH",
+    "PAGENT_ERR_JOURNAL_VERSION", "PAGENT_ERR_PANIC",
 };
 
 static_assert(std::is_same<std::underlying_type<pagent_outcome>::type, std::uint32_t>::value,

@@ -132,6 +132,10 @@ enum pagent_status
    */
   PAGENT_ERR_STALE = 105,
   /**
+   * Two questions of one batch have the same id; the message names it.
+   */
+  PAGENT_ERR_DUPLICATE_ID = 106,
+  /**
    * A blocking call was made from a library thread (e.g. inside an agent callback).
    */
   PAGENT_ERR_REENTRANT = 110,
@@ -151,6 +155,25 @@ enum pagent_status
    * A Python error (import, attribute, interpreter), or Python support not built in.
    */
   PAGENT_ERR_PYTHON = 120,
+  /**
+   * The journal could not be created, opened, read or written (unwritable path, disk
+   * full, not a journal, corrupt, or journal support not built in); the message says
+   * which.
+   */
+  PAGENT_ERR_JOURNAL = 130,
+  /**
+   * Another process (or another executor or reader) holds the journal's lock.
+   */
+  PAGENT_ERR_JOURNAL_LOCKED = 131,
+  /**
+   * The journal was made by a different agent or configuration (its fingerprint
+   * differs); `pagent_config_set_journal_allow_mismatch` accepts it anyway.
+   */
+  PAGENT_ERR_JOURNAL_MISMATCH = 132,
+  /**
+   * The journal was written by a newer format version than this library reads.
+   */
+  PAGENT_ERR_JOURNAL_VERSION = 133,
   /**
    * A panic inside the library was caught at the boundary. A bug: please report it.
    */
@@ -234,6 +257,12 @@ typedef struct pagent_consensus pagent_consensus;
  * a freed handle.
  */
 typedef struct pagent_executor pagent_executor;
+
+/**
+ * A journal read back (`pagent_journal_open`): its results in the order they were
+ * stored. Free with `pagent_journal_free`. Not thread-safe: one thread at a time.
+ */
+typedef struct pagent_journal pagent_journal;
 
 /**
  * Settings of an OpenAI-compatible HTTP agent. Create with `pagent_openai_options_new`,
@@ -680,6 +709,44 @@ pagent_status pagent_config_set_hedge(struct pagent_config *config,
 pagent_status pagent_config_set_max_errors(struct pagent_config *config, size_t max_errors);
 
 /**
+ * The journal (an SQLite file, created if missing): every finished result is on disk
+ * before the host sees it, and an executor made later with the same journal — after a
+ * crash, in another process — hands back the stored results (`pagent_result_replayed`)
+ * without calling the agent for them, and runs only the missing ones. Results are keyed
+ * by question id (`pagent_submit_ids`, else the index). NULL: no journal (the default).
+ * The path is checked when the executor is made: `pagent_executor_new` then fails with
+ * `PAGENT_ERR_JOURNAL` (cannot create, open or write it; not a journal; or a build
+ * without the `journal` feature), `PAGENT_ERR_JOURNAL_LOCKED` (another executor,
+ * reader or process holds it: one holder at a time, until its executor is freed),
+ * `PAGENT_ERR_JOURNAL_MISMATCH` (made by a different agent or options) or
+ * `PAGENT_ERR_JOURNAL_VERSION` (a newer format). Empty: `PAGENT_ERR_INVALID_ARG`.
+ */
+pagent_status pagent_config_set_journal(struct pagent_config *config, const char *path);
+
+/**
+ * On a rerun with a journal, run again the questions whose stored result is a retryable
+ * failure (`pagent_result_retryable`: an error the agent called retryable, or a
+ * timeout) instead of handing it back. Off by default: every stored result is replayed.
+ */
+pagent_status pagent_config_set_journal_rerun_failed(struct pagent_config *config,
+                                                     bool rerun_failed);
+
+/**
+ * Accept a journal made by a different agent or options (its fingerprint differs)
+ * instead of failing with `PAGENT_ERR_JOURNAL_MISMATCH`: its results are replayed and
+ * the new fingerprint recorded. Off by default.
+ */
+pagent_status pagent_config_set_journal_allow_mismatch(struct pagent_config *config, bool allow);
+
+/**
+ * Largest size of the journal's database in bytes (whole pages); past it a write fails
+ * as on a full disk: the batch stops, the results it could not store come back
+ * `PAGENT_OUTCOME_CANCELLED` with the journal's error, and new submits fail with
+ * `PAGENT_ERR_JOURNAL`. 0 (the default): no limit but the disk's.
+ */
+pagent_status pagent_config_set_journal_max_bytes(struct pagent_config *config, uint64_t max_bytes);
+
+/**
  * Makes a shared rate limiter; `per_second` in [1/2592000, 1e9] and `burst >= 1`, as for
  * `pagent_config_set_rate_limit` (else `PAGENT_ERR_CONFIG`). Out: the new limiter, or
  * NULL. Caller owns it (`pagent_rate_limiter_free`); executors using it keep their own
@@ -755,6 +822,32 @@ pagent_status pagent_submit(const struct pagent_executor *executor,
                             struct pagent_batch **batch);
 
 /**
+ * `pagent_execute` with an id for each question: `ids[i]` names `questions[i]` (both
+ * arrays of `n` strings, copied). Every result carries its id (`pagent_result_id`); a
+ * journal stores and replays results by id. An id given twice fails with
+ * `PAGENT_ERR_DUPLICATE_ID` (the message names it) before anything runs. Blocks; out and
+ * ownership as `pagent_execute`.
+ */
+pagent_status pagent_execute_ids(const struct pagent_executor *executor,
+                                 const char *const *ids,
+                                 const char *const *questions,
+                                 size_t n,
+                                 struct pagent_results **results);
+
+/**
+ * `pagent_submit` with an id for each question: `ids[i]` names `questions[i]` (both
+ * arrays of `n` strings, copied). Every result carries its id (`pagent_result_id`); a
+ * journal stores and replays results by id. An id given twice fails with
+ * `PAGENT_ERR_DUPLICATE_ID` (the message names it) and starts nothing. Returns at once;
+ * out and ownership as `pagent_submit`. Non-blocking: allowed inside callbacks.
+ */
+pagent_status pagent_submit_ids(const struct pagent_executor *executor,
+                                const char *const *ids,
+                                const char *const *questions,
+                                size_t n,
+                                struct pagent_batch **batch);
+
+/**
  * Asks `n_agents` agents `question` and votes (answers normalised: trimmed, case-folded,
  * whitespace collapsed, trailing punctuation stripped; an answer left empty by that is
  * no vote; ties go to the lowest voter). `n_agents` is 1 to
@@ -801,6 +894,45 @@ char *pagent_executor_metrics_json(const struct pagent_executor *executor);
  * no-op. Never pass strings borrowed from results or `pagent_last_error`.
  */
 void pagent_string_free(char *s);
+
+/**
+ * Reads the journal at `path` whole, without running anything, and releases it (the
+ * read takes the journal's lock for its own length only). Out: `*journal`, or NULL on
+ * failure; caller owns it (`pagent_journal_free`). Fails with `PAGENT_ERR_JOURNAL` (no
+ * journal there, unreadable, not a journal, or a build without the `journal` feature),
+ * `PAGENT_ERR_JOURNAL_LOCKED` (an executor or process holds it) or
+ * `PAGENT_ERR_JOURNAL_VERSION` (a newer format).
+ */
+pagent_status pagent_journal_open(const char *path, struct pagent_journal **journal);
+
+/**
+ * Results not yet taken with `pagent_journal_next` (0 for NULL).
+ */
+size_t pagent_journal_remaining(const struct pagent_journal *journal);
+
+/**
+ * Takes the next stored result: `PAGENT_OK` with `*result` set — an ordinary result with
+ * the same accessors, `pagent_result_replayed` true; caller owns it
+ * (`pagent_result_free`) — or `PAGENT_DONE` once all are taken; `*result` is NULL
+ * unless `PAGENT_OK`. Its question index is the one it had in the batch that stored it.
+ */
+pagent_status pagent_journal_next(struct pagent_journal *journal, struct pagent_result **result);
+
+/**
+ * Frees a journal read back. NULL is a no-op. Results taken from it are the host's and
+ * stay valid.
+ */
+void pagent_journal_free(struct pagent_journal *journal);
+
+/**
+ * Writes the journal at `path` to `out_path` (created or replaced) as JSON lines, one
+ * result per line in the order stored: `{"id", "question", "outcome" ("ok", "failed",
+ * "timed_out"), "answer", "error", "retryable", "attempts", "duration_us",
+ * "prompt_tokens", "completion_tokens", "agent_id", "question_index"}` (absent values
+ * `null`). Runs nothing. Fails as `pagent_journal_open`, or with `PAGENT_ERR_JOURNAL` if
+ * `out_path` cannot be written. Blocking (file I/O).
+ */
+pagent_status pagent_journal_export_jsonl(const char *path, const char *out_path);
 
 /**
  * Options with the defaults: base URL `https://api.openai.com/v1`, model `gpt-4o-mini`,
@@ -973,6 +1105,25 @@ const char *pagent_result_error(const struct pagent_result *result);
  * The question asked. Owned by the result; NULL only for a NULL result.
  */
 const char *pagent_result_question(const struct pagent_result *result);
+
+/**
+ * The question's id: the host's (`pagent_submit_ids`), else its index in decimal
+ * (`"0"`, `"1"`, ...; a consensus voter's index). Owned by the result; NULL only for a
+ * NULL result.
+ */
+const char *pagent_result_id(const struct pagent_result *result);
+
+/**
+ * Whether the result was read back from the journal instead of running the agent
+ * (false for NULL).
+ */
+bool pagent_result_replayed(const struct pagent_result *result);
+
+/**
+ * Whether a rerun could succeed: a failure the agent called retryable (429, 5xx,
+ * connection errors, ...) or a timeout (false for OK results and for NULL).
+ */
+bool pagent_result_retryable(const struct pagent_result *result);
 
 /**
  * Logical agent slot: question index (single agent), voter index (consensus) or pool

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use super::guard::{boxed, free_boxed, guard, try_mut, try_opt_ref, try_out_handle, FfiResult};
+use super::guard::{
+    boxed, free_boxed, guard, try_mut, try_opt_ref, try_opt_str, try_out_handle, FfiResult,
+};
 use super::status::{pagent_status, Failure};
 use parallel_agents::config::{ParallelConfig, RateLimit};
 use parallel_agents::ratelimit::RateLimiter;
@@ -224,6 +226,74 @@ pub extern "C" fn pagent_config_set_max_errors(
 ) -> pagent_status {
     set("pagent_config_set_max_errors", config, |c| {
         c.max_errors = (max_errors != usize::MAX).then_some(max_errors);
+        Ok(())
+    })
+}
+
+/// The journal (an SQLite file, created if missing): every finished result is on disk
+/// before the host sees it, and an executor made later with the same journal — after a
+/// crash, in another process — hands back the stored results (`pagent_result_replayed`)
+/// without calling the agent for them, and runs only the missing ones. Results are keyed
+/// by question id (`pagent_submit_ids`, else the index). NULL: no journal (the default).
+/// The path is checked when the executor is made: `pagent_executor_new` then fails with
+/// `PAGENT_ERR_JOURNAL` (cannot create, open or write it; not a journal; or a build
+/// without the `journal` feature), `PAGENT_ERR_JOURNAL_LOCKED` (another executor,
+/// reader or process holds it: one holder at a time, until its executor is freed),
+/// `PAGENT_ERR_JOURNAL_MISMATCH` (made by a different agent or options) or
+/// `PAGENT_ERR_JOURNAL_VERSION` (a newer format). Empty: `PAGENT_ERR_INVALID_ARG`.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_journal(
+    config: *mut pagent_config,
+    path: *const std::ffi::c_char,
+) -> pagent_status {
+    set("pagent_config_set_journal", config, |c| {
+        match try_opt_str!(path) {
+            Some("") => return Err(Failure::invalid("path is empty")),
+            p => c.journal.path = p.map(std::path::PathBuf::from),
+        }
+        Ok(())
+    })
+}
+
+/// On a rerun with a journal, run again the questions whose stored result is a retryable
+/// failure (`pagent_result_retryable`: an error the agent called retryable, or a
+/// timeout) instead of handing it back. Off by default: every stored result is replayed.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_journal_rerun_failed(
+    config: *mut pagent_config,
+    rerun_failed: bool,
+) -> pagent_status {
+    set("pagent_config_set_journal_rerun_failed", config, |c| {
+        c.journal.rerun_failed = rerun_failed;
+        Ok(())
+    })
+}
+
+/// Accept a journal made by a different agent or options (its fingerprint differs)
+/// instead of failing with `PAGENT_ERR_JOURNAL_MISMATCH`: its results are replayed and
+/// the new fingerprint recorded. Off by default.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_journal_allow_mismatch(
+    config: *mut pagent_config,
+    allow: bool,
+) -> pagent_status {
+    set("pagent_config_set_journal_allow_mismatch", config, |c| {
+        c.journal.allow_mismatch = allow;
+        Ok(())
+    })
+}
+
+/// Largest size of the journal's database in bytes (whole pages); past it a write fails
+/// as on a full disk: the batch stops, the results it could not store come back
+/// `PAGENT_OUTCOME_CANCELLED` with the journal's error, and new submits fail with
+/// `PAGENT_ERR_JOURNAL`. 0 (the default): no limit but the disk's.
+#[no_mangle]
+pub extern "C" fn pagent_config_set_journal_max_bytes(
+    config: *mut pagent_config,
+    max_bytes: u64,
+) -> pagent_status {
+    set("pagent_config_set_journal_max_bytes", config, |c| {
+        c.journal.max_bytes = (max_bytes != 0).then_some(max_bytes);
         Ok(())
     })
 }

@@ -155,6 +155,54 @@ pub extern "C" fn pagent_submit(
     })
 }
 
+/// `pagent_execute` with an id for each question: `ids[i]` names `questions[i]` (both
+/// arrays of `n` strings, copied). Every result carries its id (`pagent_result_id`); a
+/// journal stores and replays results by id. An id given twice fails with
+/// `PAGENT_ERR_DUPLICATE_ID` (the message names it) before anything runs. Blocks; out and
+/// ownership as `pagent_execute`.
+#[no_mangle]
+pub extern "C" fn pagent_execute_ids(
+    executor: *const pagent_executor,
+    ids: *const *const c_char,
+    questions: *const *const c_char,
+    n: usize,
+    results: *mut *mut pagent_results,
+) -> pagent_status {
+    guard("pagent_execute_ids", || -> FfiResult {
+        let out = try_out_handle!(results);
+        let exec = exec_arg(executor)?;
+        let ids = try_strings!(ids, n, PAGENT_MAX_BATCH, "ids", "n");
+        let qs = try_strings!(questions, n, PAGENT_MAX_BATCH);
+        let (rs, metrics) =
+            runtime::wait_forever("pagent_execute_ids", exec.execute_with_ids(ids, qs))??;
+        *out = boxed(pagent_results::new(rs, metrics));
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+/// `pagent_submit` with an id for each question: `ids[i]` names `questions[i]` (both
+/// arrays of `n` strings, copied). Every result carries its id (`pagent_result_id`); a
+/// journal stores and replays results by id. An id given twice fails with
+/// `PAGENT_ERR_DUPLICATE_ID` (the message names it) and starts nothing. Returns at once;
+/// out and ownership as `pagent_submit`. Non-blocking: allowed inside callbacks.
+#[no_mangle]
+pub extern "C" fn pagent_submit_ids(
+    executor: *const pagent_executor,
+    ids: *const *const c_char,
+    questions: *const *const c_char,
+    n: usize,
+    batch: *mut *mut pagent_batch,
+) -> pagent_status {
+    guard("pagent_submit_ids", || -> FfiResult {
+        let out = try_out_handle!(batch);
+        let exec = exec_arg(executor)?;
+        let ids = try_strings!(ids, n, PAGENT_MAX_BATCH, "ids", "n");
+        let qs = try_strings!(questions, n, PAGENT_MAX_BATCH);
+        *out = boxed(pagent_batch::new(exec.submit_with_ids(ids, qs)?));
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
 /// Asks `n_agents` agents `question` and votes (answers normalised: trimmed, case-folded,
 /// whitespace collapsed, trailing punctuation stripped; an answer left empty by that is
 /// no vote; ties go to the lowest voter). `n_agents` is 1 to

@@ -15,6 +15,7 @@ pub mod batch;
 pub mod config;
 pub mod executor;
 mod guard;
+pub mod journal;
 pub mod openai;
 pub mod results;
 pub mod runtime;

@@ -46,6 +46,8 @@ pub struct pagent_result {
     inner: AgentResult,
     /// Made on first use: few hosts read the question back, and it is the batch's.
     question: std::sync::OnceLock<CString>,
+    /// Made on first use, like the question.
+    id: std::sync::OnceLock<CString>,
     answer: Option<CString>,
     error: Option<CString>,
 }
@@ -54,6 +56,7 @@ impl pagent_result {
     pub(crate) fn new(mut inner: AgentResult) -> Self {
         Self {
             question: std::sync::OnceLock::new(),
+            id: std::sync::OnceLock::new(),
             answer: inner.answer.take().map(into_cstring),
             error: inner.error.take().map(into_cstring),
             inner,
@@ -115,6 +118,34 @@ pub extern "C" fn pagent_result_question(result: *const pagent_result) -> *const
         r.question
             .get_or_init(|| to_cstring(&r.inner.question))
             .as_ptr()
+    })
+}
+
+/// The question's id: the host's (`pagent_submit_ids`), else its index in decimal
+/// (`"0"`, `"1"`, ...; a consensus voter's index). Owned by the result; NULL only for a
+/// NULL result.
+#[no_mangle]
+pub extern "C" fn pagent_result_id(result: *const pagent_result) -> *const c_char {
+    with_result("pagent_result_id", result, std::ptr::null(), |r| {
+        r.id.get_or_init(|| to_cstring(&r.inner.id)).as_ptr()
+    })
+}
+
+/// Whether the result was read back from the journal instead of running the agent
+/// (false for NULL).
+#[no_mangle]
+pub extern "C" fn pagent_result_replayed(result: *const pagent_result) -> bool {
+    with_result("pagent_result_replayed", result, false, |r| {
+        r.inner.replayed
+    })
+}
+
+/// Whether a rerun could succeed: a failure the agent called retryable (429, 5xx,
+/// connection errors, ...) or a timeout (false for OK results and for NULL).
+#[no_mangle]
+pub extern "C" fn pagent_result_retryable(result: *const pagent_result) -> bool {
+    with_result("pagent_result_retryable", result, false, |r| {
+        r.inner.retryable
     })
 }
 

@@ -33,6 +33,8 @@ pub enum pagent_status {
     /// The pending call was already completed, or is no longer waited for (it timed
     /// out or was cancelled). Harmless.
     PAGENT_ERR_STALE = 105,
+    /// Two questions of one batch have the same id; the message names it.
+    PAGENT_ERR_DUPLICATE_ID = 106,
     /// A blocking call was made from a library thread (e.g. inside an agent callback).
     PAGENT_ERR_REENTRANT = 110,
     /// The library has been shut down with `pagent_shutdown`.
@@ -43,6 +45,17 @@ pub enum pagent_status {
     PAGENT_ERR_RUNTIME = 113,
     /// A Python error (import, attribute, interpreter), or Python support not built in.
     PAGENT_ERR_PYTHON = 120,
+    /// The journal could not be created, opened, read or written (unwritable path, disk
+    /// full, not a journal, corrupt, or journal support not built in); the message says
+    /// which.
+    PAGENT_ERR_JOURNAL = 130,
+    /// Another process (or another executor or reader) holds the journal's lock.
+    PAGENT_ERR_JOURNAL_LOCKED = 131,
+    /// The journal was made by a different agent or configuration (its fingerprint
+    /// differs); `pagent_config_set_journal_allow_mismatch` accepts it anyway.
+    PAGENT_ERR_JOURNAL_MISMATCH = 132,
+    /// The journal was written by a newer format version than this library reads.
+    PAGENT_ERR_JOURNAL_VERSION = 133,
     /// A panic inside the library was caught at the boundary. A bug: please report it.
     PAGENT_ERR_PANIC = 199,
 }
@@ -85,11 +98,16 @@ status_names! {
     PAGENT_ERR_CONFIG,
     PAGENT_ERR_NOT_FOUND,
     PAGENT_ERR_STALE,
+    PAGENT_ERR_DUPLICATE_ID,
     PAGENT_ERR_REENTRANT,
     PAGENT_ERR_SHUTDOWN,
     PAGENT_ERR_FORKED,
     PAGENT_ERR_RUNTIME,
     PAGENT_ERR_PYTHON,
+    PAGENT_ERR_JOURNAL,
+    PAGENT_ERR_JOURNAL_LOCKED,
+    PAGENT_ERR_JOURNAL_MISMATCH,
+    PAGENT_ERR_JOURNAL_VERSION,
     PAGENT_ERR_PANIC,
 }
 
@@ -140,6 +158,11 @@ impl From<Error> for Failure {
             Error::Runtime(_) => PAGENT_ERR_RUNTIME,
             Error::NotFound(_) => PAGENT_ERR_NOT_FOUND,
             Error::Python(_) => PAGENT_ERR_PYTHON,
+            Error::DuplicateId(_) => PAGENT_ERR_DUPLICATE_ID,
+            Error::Journal(_) => PAGENT_ERR_JOURNAL,
+            Error::JournalLocked(_) => PAGENT_ERR_JOURNAL_LOCKED,
+            Error::JournalMismatch(_) => PAGENT_ERR_JOURNAL_MISMATCH,
+            Error::JournalVersion(_) => PAGENT_ERR_JOURNAL_VERSION,
         };
         Self::new(status, e.to_string())
     }
@@ -202,12 +225,12 @@ mod tests {
                 assert_ne!(pagent_status::ALL[i - 1] as u32, *s as u32, "unique");
             }
         }
-        assert_eq!(pagent_status::ALL.len(), 15);
+        assert_eq!(pagent_status::ALL.len(), 20);
     }
 
     #[test]
     fn unknown_numbers_have_the_unknown_name() {
-        for n in [3, 99, 106, 114, 121, 198, 200, u32::MAX] {
+        for n in [3, 99, 107, 114, 121, 134, 198, 200, u32::MAX] {
             assert_eq!(pagent_status::from_u32(n), None);
             assert_eq!(name_of(n), "PAGENT_UNKNOWN_STATUS");
         }

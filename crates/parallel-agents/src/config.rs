@@ -150,6 +150,27 @@ pub struct ParallelConfig {
     /// Error budget: once more than this many calls of a batch have failed or timed out,
     /// the batch cancels what still runs. `None`: no budget.
     pub max_errors: Option<usize>,
+    /// Where finished results are stored before the host sees them, and replayed from on
+    /// a rerun (off by default; see [`crate::journal`]).
+    pub journal: JournalConfig,
+}
+
+/// The journal's settings: with a `path`, every finished result is durable in an SQLite
+/// file before the host sees it, and a rerun replays stored results instead of calling
+/// the agent again.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JournalConfig {
+    /// The journal file (created if missing); `None`: no journal.
+    pub path: Option<std::path::PathBuf>,
+    /// On a rerun, run again the questions whose stored result is a retryable failure
+    /// (an error the agent called retryable, or a timeout), instead of replaying it.
+    pub rerun_failed: bool,
+    /// Accept a journal whose fingerprint (the agent and its options) differs from this
+    /// executor's; its stored results are replayed and the new fingerprint recorded.
+    pub allow_mismatch: bool,
+    /// Largest size of the journal's database in bytes (rounded down to whole pages);
+    /// past it, writes fail as on a full disk. `None`: no limit but the disk's.
+    pub max_bytes: Option<u64>,
 }
 
 impl Default for ParallelConfig {
@@ -165,6 +186,7 @@ impl Default for ParallelConfig {
             stream_buffer: 64,
             hedge: HedgePolicy::default(),
             max_errors: None,
+            journal: JournalConfig::default(),
         }
     }
 }

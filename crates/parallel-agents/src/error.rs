@@ -25,6 +25,18 @@ pub enum Error {
     NotFound(String),
     /// A Python error (import, attribute, interpreter).
     Python(String),
+    /// Two questions of one batch were given the same id (the id).
+    DuplicateId(String),
+    /// The journal could not be created, opened, read or written (unwritable path, disk
+    /// full, not a journal, corrupt, or journal support not built in).
+    Journal(String),
+    /// Another process (or another executor or reader in this one) holds the journal.
+    JournalLocked(String),
+    /// The journal was made by a different agent or configuration (its fingerprint
+    /// differs), and the host did not allow that.
+    JournalMismatch(String),
+    /// The journal was written by a newer format version than this library reads.
+    JournalVersion(String),
 }
 
 impl fmt::Display for Error {
@@ -44,6 +56,16 @@ impl fmt::Display for Error {
             Error::Runtime(m) => write!(f, "runtime: {m}"),
             Error::NotFound(m) => write!(f, "not found: {m}"),
             Error::Python(m) => write!(f, "python: {m}"),
+            Error::DuplicateId(id) => {
+                write!(
+                    f,
+                    "duplicate question id {id:?}: ids must be unique in a batch"
+                )
+            }
+            Error::Journal(m) => write!(f, "journal: {m}"),
+            Error::JournalLocked(m) => write!(f, "journal locked: {m}"),
+            Error::JournalMismatch(m) => write!(f, "journal fingerprint mismatch: {m}"),
+            Error::JournalVersion(m) => write!(f, "journal format version: {m}"),
         }
     }
 }

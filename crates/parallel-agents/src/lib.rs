@@ -31,6 +31,7 @@ pub mod aggregate;
 pub mod config;
 pub mod error;
 pub mod executor;
+pub mod journal;
 pub mod metrics;
 pub mod pool;
 pub mod ratelimit;
@@ -44,7 +45,7 @@ pub use agent::{
     Agent, AgentError, Answer, BoxFuture, CallbackAgent, MockAgent, MockOptions, TokenUsage,
 };
 pub use aggregate::{deduplicate, majority_vote, normalize_answer, Vote};
-pub use config::{ConfigError, ParallelConfig, RateLimit, RetryPolicy};
+pub use config::{ConfigError, JournalConfig, ParallelConfig, RateLimit, RetryPolicy};
 pub use error::{panic_message, Error, Result};
 pub use executor::{Batch, BatchProbe, ConsensusResult, ParallelAgentExecutor};
 pub use metrics::{ExecutionMetrics, MetricsRecorder};

@@ -33,6 +33,9 @@ impl Outcome {
 /// The result of one call.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AgentResult {
+    /// The question's id: the one the host gave it (`submit_with_ids`), else its index
+    /// in decimal. Unique within a batch.
+    pub id: Arc<str>,
     /// Logical agent slot: question index (single agent), voter index (consensus) or pool
     /// member index (pool).
     pub agent_id: usize,
@@ -58,12 +61,19 @@ pub struct AgentResult {
     pub hedge_won: bool,
     /// Tokens the answering call used, for agents that report it.
     pub usage: Option<crate::agent::TokenUsage>,
+    /// Whether a rerun could succeed: a failure the agent called retryable (429, 5xx,
+    /// connection errors, ...) or a timeout. Always false for `Ok`.
+    pub retryable: bool,
+    /// Whether this result was read back from the journal instead of running the agent
+    /// (see [`crate::config::JournalConfig`]).
+    pub replayed: bool,
 }
 
 impl AgentResult {
     /// A result for a call that never started.
     pub fn not_started(index: usize, question: Arc<str>, why: &str) -> Self {
         Self {
+            id: Arc::from(index.to_string()),
             agent_id: index,
             question_index: index,
             question,
@@ -76,6 +86,8 @@ impl AgentResult {
             hedged: false,
             hedge_won: false,
             usage: None,
+            retryable: false,
+            replayed: false,
         }
     }
 

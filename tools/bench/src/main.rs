@@ -12,7 +12,7 @@
 //! was injected makes the run exit 1.
 //!
 //! Parts (for `--only`, comma-separated): `latency`, `overhead`, `memory`, `consensus`,
-//! `peers`. A full run (no `--quick`, no `--only`) writes to `bench/`; any other run to
+//! `peers`, `journal`. A full run (no `--quick`, no `--only`) writes to `bench/`; any other run to
 //! `target/bench/`, unless `--out-dir` says otherwise.
 
 mod api;
@@ -31,7 +31,14 @@ use parallel_agents::MockAnswers;
 use report::{thousands, Line, Report, Row};
 
 /// The runner's parts, in the order they run.
-const PARTS: [&str; 5] = ["latency", "overhead", "memory", "consensus", "peers"];
+const PARTS: [&str; 6] = [
+    "latency",
+    "overhead",
+    "memory",
+    "consensus",
+    "peers",
+    "journal",
+];
 
 /// Target efficiency (ideal / measured time) of latency-bound runs.
 const LATENCY_TARGET: f64 = 0.97;
@@ -270,6 +277,10 @@ fn main() -> ExitCode {
         section("Consensus round of 5 zero-latency agents");
         consensus(&plan, &mut report);
     }
+    if selected("journal") {
+        section("The journal's cost per result (zero latency) and at 100 ms latency");
+        journal(&plan, &mut report);
+    }
     if selected("peers") {
         section("Peers (Python) on the same work");
         peers::run(&repo(), &plan.peers, &mut report);
@@ -283,6 +294,114 @@ fn main() -> ExitCode {
         1,
     ));
     finish(&report, &out_dir, load, load_end)
+}
+
+/// The journal's cost: zero-latency batches through `submit` + `next()` with and without
+/// a journal (a fresh file each rep), a rerun that replays them all, and a latency-bound
+/// batch with a journal beside its ideal.
+fn journal(plan: &Plan, report: &mut Report) {
+    let (n, c) = if plan.quick {
+        (20_000, 1000)
+    } else {
+        (200_000, 1000)
+    };
+    let (ln, lat) = if plan.quick {
+        (5_000, Duration::from_millis(20))
+    } else {
+        (10_000, Duration::from_millis(100))
+    };
+    let dir = std::env::temp_dir().join(format!("pagent-bench-journal-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let with_journal = |c: usize, latency: Duration, path: &Path| {
+        let config = parallel_agents::ParallelConfig {
+            max_concurrency: c,
+            agent_timeout: Duration::from_secs(30),
+            journal: parallel_agents::JournalConfig {
+                path: Some(path.to_path_buf()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let agent = api::mock(latency, MockAnswers::Template)?;
+        parallel_agents::ParallelAgentExecutor::new(config, std::sync::Arc::new(agent))
+            .map_err(|e| e.to_string())
+    };
+    let result = (|| -> Result<_, String> {
+        let plain = api::executor(c, Duration::ZERO)?;
+        let (mut t_plain, mut t_journal, mut t_replay) = (Vec::new(), Vec::new(), Vec::new());
+        for rep in 0..plan.reps {
+            let path = dir.join(format!("zero-{rep}.db"));
+            let _ = std::fs::remove_file(&path);
+            let q = api::questions(n);
+            t_plain.push(api::block_on(api::submit_and_drain(&plain, q.clone()))??.as_secs_f64());
+            let exec = with_journal(c, Duration::ZERO, &path)?;
+            t_journal.push(api::block_on(api::submit_and_drain(&exec, q.clone()))??.as_secs_f64());
+            // A rerun: every result is replayed, nothing runs.
+            let t0 = Instant::now();
+            let got = api::block_on(exec.execute_parallel(q))?.map_err(|e| e.to_string())?;
+            t_replay.push(t0.elapsed().as_secs_f64());
+            if got.len() != n || !got.iter().all(|r| r.replayed) {
+                return Err("a rerun did not replay every result".into());
+            }
+        }
+        let path = dir.join("latency.db");
+        let _ = std::fs::remove_file(&path);
+        let exec = with_journal(c, lat, &path)?;
+        let t_lat = api::block_on(api::submit_and_drain(&exec, api::questions(ln)))??;
+        let plain_lat = api::executor(c, lat)?;
+        let t_lat_plain = api::block_on(api::submit_and_drain(&plain_lat, api::questions(ln)))??;
+        Ok((t_plain, t_journal, t_replay, t_lat, t_lat_plain))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (t_plain, t_journal, t_replay, t_lat, t_lat_plain) = match result {
+        Ok(t) => t,
+        Err(e) => {
+            report.fail(format!("journal: {e}"));
+            return;
+        }
+    };
+    let us = |t: &[f64]| median_min(t).0 / n as f64 * 1e6;
+    let (plain_us, journal_us, replay_us) = (us(&t_plain), us(&t_journal), us(&t_replay));
+    let ideal = (ln.div_ceil(c) as f64) * lat.as_secs_f64();
+    println!(
+        "N={n} C={c} zero latency, median of {}: no journal {plain_us:.2} us/result, journal \
+         {journal_us:.2} us/result (+{:.2} us), replay {replay_us:.2} us/result",
+        plan.reps,
+        journal_us - plain_us
+    );
+    println!(
+        "N={ln} C={c} latency {lat:?}: ideal {ideal:.3} s, journal {:.3} s (efficiency {:.3}), \
+         no journal {:.3} s (efficiency {:.3})",
+        t_lat.as_secs_f64(),
+        ideal / t_lat.as_secs_f64(),
+        t_lat_plain.as_secs_f64(),
+        ideal / t_lat_plain.as_secs_f64()
+    );
+    report.line(
+        Line::new("journal")
+            .kv("n", n)
+            .kv("c", c)
+            .kv("reps", plan.reps)
+            .f("no_journal_us_per_result", plain_us, 3)
+            .f("journal_us_per_result", journal_us, 3)
+            .f("journal_cost_us_per_result", journal_us - plain_us, 3)
+            .f("replay_us_per_result", replay_us, 3),
+    );
+    report.line(
+        Line::new("journal_latency")
+            .kv("n", ln)
+            .kv("c", c)
+            .kv("latency_ms", lat.as_millis())
+            .f("ideal_s", ideal, 4)
+            .f("journal_s", t_lat.as_secs_f64(), 4)
+            .f("no_journal_s", t_lat_plain.as_secs_f64(), 4)
+            .f("journal_efficiency", ideal / t_lat.as_secs_f64(), 4)
+            .f(
+                "no_journal_efficiency",
+                ideal / t_lat_plain.as_secs_f64(),
+                4,
+            ),
+    );
 }
 
 fn section(title: &str) {

@@ -130,6 +130,15 @@ enum Fault {
 }
 
 impl Agent for MockAgent {
+    fn fingerprint(&self) -> String {
+        // Latency and jitter change when an answer comes, not what it is.
+        let o = &self.opts;
+        format!(
+            "mock answers={:?} failure_rate={} hang_rate={} panic_rate={} seed={}",
+            o.answers, o.failure_rate, o.hang_rate, o.panic_rate, o.seed
+        )
+    }
+
     fn answer<'a>(
         &'a self,
         question: &'a str,

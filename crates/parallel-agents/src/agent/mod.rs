@@ -119,6 +119,14 @@ pub trait Agent: Send + Sync + 'static {
         "agent"
     }
 
+    /// What decides this agent's answers, for a journal's fingerprint: its kind and the
+    /// options that change answers (model, prompts, sampling, ...), never a secret. A
+    /// journal made with a different fingerprint is refused. The default is
+    /// [`kind`](Self::kind).
+    fn fingerprint(&self) -> String {
+        self.kind().to_owned()
+    }
+
     /// Told the `max_concurrency` of each executor that starts using this agent (twice it
     /// with hedging, which may run a duplicate beside each call). Agents
     /// that run calls on threads of their own (blocking callbacks, sync Python callables)

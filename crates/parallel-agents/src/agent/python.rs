@@ -347,6 +347,10 @@ impl Agent for PythonAgent {
         "python"
     }
 
+    fn fingerprint(&self) -> String {
+        format!("python {}", self.target)
+    }
+
     /// Grows the thread limit to `max_concurrency` (up to 512) unless
     /// [`PythonOptions::max_threads`] fixed it. It never shrinks: another executor may
     /// still run that many calls.

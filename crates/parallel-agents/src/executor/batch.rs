@@ -23,6 +23,7 @@ pub struct Batch {
     /// its slot back.
     slots: Arc<Semaphore>,
     questions: Arc<[Arc<str>]>,
+    ids: Arc<[Arc<str>]>,
     /// Bitset of indices handed out, to back-fill any a shutdown swallowed.
     delivered: Vec<u64>,
     n_delivered: usize,
@@ -38,12 +39,14 @@ impl Batch {
         rx: mpsc::UnboundedReceiver<AgentResult>,
         slots: Arc<Semaphore>,
         questions: Arc<[Arc<str>]>,
+        ids: Arc<[Arc<str>]>,
         token: CancellationToken,
         shared: Arc<BatchShared>,
     ) -> Self {
         Self {
             rx,
             slots,
+            ids,
             delivered: vec![0; questions.len().div_ceil(64)],
             questions,
             n_delivered: 0,
@@ -92,11 +95,12 @@ impl Batch {
             let i = self.backfill;
             self.backfill += 1;
             if self.delivered[i / 64] & (1 << (i % 64)) == 0 {
-                let r = AgentResult::not_started(
+                let mut r = AgentResult::not_started(
                     i,
                     Arc::clone(&self.questions[i]),
                     "not run: the library was shut down",
                 );
+                r.id = Arc::clone(&self.ids[i]);
                 return Some(self.mark(r));
             }
         }

@@ -52,8 +52,7 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         if !self.finished {
-            let question = Arc::clone(&self.job.questions[self.index]);
-            let mut r = AgentResult::not_started(self.index, question, &self.job.cancel_reason());
+            let mut r = self.job.not_started(self.index, &self.job.cancel_reason());
             r.duration = self.start.map_or(Duration::ZERO, |t| t.elapsed());
             r.attempts = self.attempts;
             deliver(&self.job, r);
@@ -144,21 +143,29 @@ pub(super) async fn run_call(call: &mut Call) -> AgentResult {
         Box::pin(tokio::time::sleep(backoff)).await;
     };
     let mut usage: Option<TokenUsage> = None;
+    let mut retryable = false;
     let (answer, error, outcome) = match outcome {
         Attempt::Answer(a) => {
             usage = a.usage;
             (Some(a.text), None, Outcome::Ok)
         }
-        Attempt::Error(e) => (None, Some(e.message), Outcome::Failed),
+        Attempt::Error(e) => {
+            retryable = e.retryable;
+            (None, Some(e.message), Outcome::Failed)
+        }
         Attempt::Panic(m) => (None, Some(format!("agent panicked: {m}")), Outcome::Failed),
-        Attempt::TimedOut => (
-            None,
-            Some(format!("timed out after {:?}", cfg.agent_timeout)),
-            Outcome::TimedOut,
-        ),
+        Attempt::TimedOut => {
+            retryable = true;
+            (
+                None,
+                Some(format!("timed out after {:?}", cfg.agent_timeout)),
+                Outcome::TimedOut,
+            )
+        }
         Attempt::Cancelled => (None, Some(job.cancel_reason()), Outcome::Cancelled),
     };
     AgentResult {
+        id: Arc::clone(&job.ids[index]),
         agent_id: info.agent_id,
         question_index: index,
         question,
@@ -171,6 +178,8 @@ pub(super) async fn run_call(call: &mut Call) -> AgentResult {
         hedged: info.hedged,
         hedge_won: info.hedge_won,
         usage,
+        retryable,
+        replayed: false,
     }
 }
 

@@ -64,10 +64,13 @@ impl ParallelAgentExecutor {
         let job = Arc::new(Job {
             inner: Arc::clone(&self.inner),
             questions: vec![q; n_agents].into(),
+            ids: super::index_ids(n_agents),
             assign: Assign::Voters,
             per_batch_limit: usize::MAX,
             token: self.inner.token.child_token(),
             shared: Arc::new(BatchShared::default()),
+            #[cfg(feature = "journal")]
+            journal: None,
             out: Output::Collect(Mutex::new(Vec::new())),
             sink: Mutex::new(Sink::default()),
         });

@@ -20,6 +20,8 @@ use crate::sync::lock;
 pub(super) struct Job {
     pub(super) inner: Arc<Inner>,
     pub(super) questions: Arc<[Arc<str>]>,
+    /// Each question's id (the host's, or its index), unique in the batch.
+    pub(super) ids: Arc<[Arc<str>]>,
     /// Which agent serves each call.
     pub(super) assign: Assign,
     /// Calls of this batch in flight at once, at most (1 for `execute_sequential`).
@@ -27,6 +29,10 @@ pub(super) struct Job {
     /// The batch's own token, a child of the executor's.
     pub(super) token: CancellationToken,
     pub(super) shared: Arc<BatchShared>,
+    /// With a journal: where the journal's writer forwards this batch's results once
+    /// they are durable (results then reach `out`'s channel only through it).
+    #[cfg(feature = "journal")]
+    pub(super) journal: Option<Arc<ToBatch>>,
     pub(super) out: Output,
     pub(super) sink: Mutex<Sink>,
 }
@@ -41,6 +47,13 @@ pub(super) enum Output {
 }
 
 impl Job {
+    /// The result of question `index` when its call never ran (or was cut short).
+    pub(super) fn not_started(&self, index: usize, why: &str) -> AgentResult {
+        let mut r = AgentResult::not_started(index, Arc::clone(&self.questions[index]), why);
+        r.id = Arc::clone(&self.ids[index]);
+        r
+    }
+
     /// Why the batch's calls are being cancelled, for their results.
     pub(super) fn cancel_reason(&self) -> String {
         lock(&self.shared.cancel_reason)
@@ -54,13 +67,29 @@ impl Job {
 /// flow out in completion order without funnelling through this one task. Before a call
 /// starts it takes a slot of room ahead of the consumer, so a finished call never waits
 /// to hand over its result: it delivers and ends, and its permit goes to the next call.
-pub(super) async fn drive(job: Job) {
+///
+/// `replay` holds, by index, results read back from the journal: they are handed out
+/// first (each still taking its slot) and their questions are not run.
+pub(super) async fn drive(job: Job, replay: Vec<Option<AgentResult>>) {
     let job = Arc::new(job);
     let n = job.questions.len();
+    let mut skip = vec![false; if replay.is_empty() { 0 } else { n }];
+    for (i, r) in replay.into_iter().enumerate() {
+        if let Some(r) = r {
+            skip[i] = true;
+            take_slot(&job).await;
+            deliver(&job, r);
+        }
+    }
+    let skipped = |i: usize| skip.get(i).copied().unwrap_or(false);
     let mut set: JoinSet<()> = JoinSet::new();
     let mut next = 0;
     let mut have_slot = false;
     while next < n {
+        if skipped(next) {
+            next += 1;
+            continue;
+        }
         if job.token.is_cancelled() {
             // Calls in flight are aborted and report `Cancelled` themselves (see `Call`).
             set.abort_all();
@@ -68,13 +97,14 @@ pub(super) async fn drive(job: Job) {
             // no further ahead of the consumer than the slots allow.
             let why = job.cancel_reason();
             while next < n {
+                if skipped(next) {
+                    next += 1;
+                    continue;
+                }
                 if !std::mem::take(&mut have_slot) {
                     take_slot(&job).await;
                 }
-                deliver(
-                    &job,
-                    AgentResult::not_started(next, Arc::clone(&job.questions[next]), &why),
-                );
+                deliver(&job, job.not_started(next, &why));
                 next += 1;
             }
             break;
@@ -147,9 +177,35 @@ async fn take_slot(job: &Job) {
 pub(super) fn deliver(job: &Job, r: AgentResult) {
     lock(&job.sink).record(job, &r);
     match &job.out {
+        #[cfg(feature = "journal")]
+        Output::Channel(..) if !r.replayed && job.journal.is_some() => {
+            if let (Some(j), Some(to)) = (&job.inner.journal, &job.journal) {
+                j.submit(r, Arc::clone(to) as Arc<dyn crate::journal::Forward>);
+            }
+        }
         // Fails only once the consumer has gone; the result is then dropped.
         Output::Channel(tx, _) => drop(tx.send(r)),
         Output::Collect(cut) => lock(cut).push(r),
+    }
+}
+
+/// Where the journal's writer hands a batch's results, once durable.
+#[cfg(feature = "journal")]
+pub(super) struct ToBatch {
+    pub(super) tx: mpsc::UnboundedSender<AgentResult>,
+    pub(super) shared: Arc<BatchShared>,
+    pub(super) token: CancellationToken,
+}
+
+#[cfg(feature = "journal")]
+impl crate::journal::Forward for ToBatch {
+    fn forward(&self, r: AgentResult) {
+        // Fails only once the consumer has gone; the result is then dropped.
+        drop(self.tx.send(r));
+    }
+
+    fn failed(&self, why: &str) {
+        self.shared.cancel(&self.token, why);
     }
 }
 
@@ -193,13 +249,19 @@ pub(super) struct Sink {
 
 impl Sink {
     /// Accounts for one result, just before it is handed on.
+    /// A replayed result is only counted: its call did not run in this batch.
     pub(super) fn record(&mut self, job: &Job, r: &AgentResult) {
-        self.rec.record_timed(r, Instant::now());
+        if !r.replayed {
+            self.rec.record_timed(r, Instant::now());
+        }
         let done = job.shared.done.fetch_add(1, Ordering::AcqRel) + 1;
         if done == job.questions.len() {
             // Before the last result goes out, so whoever receives it can read them.
             *lock(&job.shared.metrics) = Some(self.rec.snapshot());
             lock(&job.inner.lifetime).merge(&self.rec);
+        }
+        if r.replayed {
+            return;
         }
         if matches!(r.outcome, Outcome::Failed | Outcome::TimedOut) {
             self.errors += 1;

@@ -85,6 +85,23 @@ struct Inner {
     lifetime: Mutex<MetricsRecorder>,
     /// A child of the runtime's token: cancelled by `cancel_all` or shutdown.
     token: CancellationToken,
+    /// The open journal, if the config names one; held (locked) while the executor or
+    /// any of its batches lives.
+    #[cfg(feature = "journal")]
+    journal: Option<crate::journal::Journal>,
+}
+
+/// What decides the executor's answers, for the journal: the agent's fingerprint (every
+/// member's, for a pool). No field of [`ParallelConfig`] changes an answer's text (timeouts
+/// and retries change whether one arrives, not what it says), so none is in it.
+fn fingerprint(agents: &Agents) -> String {
+    match agents {
+        Agents::Single(a) => a.fingerprint(),
+        Agents::Pool(m) => {
+            let all: Vec<String> = m.agents().map(|a| a.fingerprint()).collect();
+            format!("pool [{}]", all.join(" | "))
+        }
+    }
 }
 
 /// Runs questions through an agent (or a pool of agents) with bounded concurrency,
@@ -140,6 +157,13 @@ impl ParallelAgentExecutor {
         limiter: Option<Arc<RateLimiter>>,
     ) -> Result<Self> {
         config.validate()?;
+        #[cfg(feature = "journal")]
+        let journal = crate::journal::Journal::open(&config.journal, &fingerprint(&agents))?;
+        #[cfg(not(feature = "journal"))]
+        if config.journal.path.is_some() {
+            let _ = fingerprint(&agents);
+            return Err(crate::journal::not_built());
+        }
         // With hedging, each call may run one duplicate beside it.
         let calls = config
             .max_concurrency
@@ -167,6 +191,8 @@ impl ParallelAgentExecutor {
                 metrics_cache: MetricsCache::new(),
                 lifetime: Mutex::new(MetricsRecorder::new()),
                 token: runtime::child_token(),
+                #[cfg(feature = "journal")]
+                journal,
             }),
         })
     }
@@ -196,7 +222,27 @@ impl ParallelAgentExecutor {
     pub fn submit(&self, questions: Vec<String>) -> Result<Batch> {
         let buffer = self.inner.config.stream_buffer;
         let qs = questions.into_iter().map(Arc::from).collect();
-        self.launch(qs, Assign::Questions, usize::MAX, buffer)
+        self.launch(qs, None, Assign::Questions, usize::MAX, buffer)
+    }
+
+    /// [`submit`](Self::submit) with the host's id for each question (`ids[i]` names
+    /// `questions[i]`): every result carries its question's id, and a journal stores
+    /// and replays results by id. Fails with [`Error::DuplicateId`] if an id appears
+    /// twice, and with `InvalidArgument` if the lengths differ.
+    pub fn submit_with_ids(&self, ids: Vec<String>, questions: Vec<String>) -> Result<Batch> {
+        let buffer = self.inner.config.stream_buffer;
+        let qs = questions.into_iter().map(Arc::from).collect();
+        self.launch(qs, Some(ids), Assign::Questions, usize::MAX, buffer)
+    }
+
+    /// [`execute_with_metrics`](Self::execute_with_metrics) with the host's ids, as in
+    /// [`submit_with_ids`](Self::submit_with_ids).
+    pub async fn execute_with_ids(
+        &self,
+        ids: Vec<String>,
+        questions: Vec<String>,
+    ) -> Result<(Vec<AgentResult>, ExecutionMetrics)> {
+        self.execute_inner(Some(ids), questions).await
     }
 
     /// Answers every question, at most `max_concurrency` at once. Results are in question
@@ -210,11 +256,19 @@ impl ParallelAgentExecutor {
         &self,
         questions: Vec<String>,
     ) -> Result<(Vec<AgentResult>, ExecutionMetrics)> {
+        self.execute_inner(None, questions).await
+    }
+
+    async fn execute_inner(
+        &self,
+        ids: Option<Vec<String>>,
+        questions: Vec<String>,
+    ) -> Result<(Vec<AgentResult>, ExecutionMetrics)> {
         let qs: Vec<Arc<str>> = questions.into_iter().map(Arc::from).collect();
         // Every result is kept until the end anyway, so a buffer the size of the batch
         // costs nothing extra and spares finished calls from waiting on the collector.
         let buffer = qs.len().clamp(1, crate::config::MAX_BUFFER_LIMIT);
-        let batch = self.launch(qs, Assign::Questions, usize::MAX, buffer)?;
+        let batch = self.launch(qs, ids, Assign::Questions, usize::MAX, buffer)?;
         let (results, metrics) = batch.finish_on_runtime().await?;
         Ok((self.maybe_dedup(results), metrics))
     }
@@ -222,7 +276,13 @@ impl ParallelAgentExecutor {
     /// Answers the questions one at a time, in order (the baseline for comparisons).
     pub async fn execute_sequential(&self, questions: Vec<String>) -> Result<Vec<AgentResult>> {
         let qs = questions.into_iter().map(Arc::from).collect();
-        let batch = self.launch(qs, Assign::Questions, 1, self.inner.config.stream_buffer)?;
+        let batch = self.launch(
+            qs,
+            None,
+            Assign::Questions,
+            1,
+            self.inner.config.stream_buffer,
+        )?;
         Ok(self.maybe_dedup(batch.finish_on_runtime().await?.0))
     }
 
@@ -249,7 +309,7 @@ impl ParallelAgentExecutor {
             )));
         }
         let qs = questions.into_iter().map(Arc::from).collect();
-        self.launch(qs, Assign::Questions, usize::MAX, buffer_size)
+        self.launch(qs, None, Assign::Questions, usize::MAX, buffer_size)
     }
 
     /// Every batch entry point ends here: sets up the batch's channel and the slots that
@@ -258,6 +318,7 @@ impl ParallelAgentExecutor {
     fn launch(
         &self,
         questions: Vec<Arc<str>>,
+        ids: Option<Vec<String>>,
         assign: Assign,
         per_batch_limit: usize,
         buffer: usize,
@@ -265,6 +326,10 @@ impl ParallelAgentExecutor {
         if questions.is_empty() {
             return Err(Error::InvalidArgument("no questions given".into()));
         }
+        let ids = match ids {
+            None => index_ids(questions.len()),
+            Some(ids) => checked_ids(ids, questions.len())?,
+        };
         // Shutdown cancels every executor too; report the cause, not the symptom.
         let handle = runtime::handle()?;
         if self.inner.token.is_cancelled() {
@@ -275,24 +340,46 @@ impl ParallelAgentExecutor {
         // The channel itself is unbounded: `slots` bounds it, and makes the driver (not
         // the call tasks) wait for a slow consumer.
         let (tx, rx) = mpsc::unbounded_channel();
+        // With a journal, results wait for their group's commit before they reach the
+        // consumer: room for one more round of calls keeps calls starting meanwhile.
+        #[cfg(feature = "journal")]
+        let rounds = if self.inner.journal.is_some() { 2 } else { 1 };
+        #[cfg(not(feature = "journal"))]
+        let rounds = 1;
         let slots = Arc::new(Semaphore::new(
-            buffer.saturating_add(self.inner.config.max_concurrency),
+            buffer.saturating_add(self.inner.config.max_concurrency.saturating_mul(rounds)),
         ));
         let shared = Arc::new(BatchShared::default());
         let token = self.inner.token.child_token();
         let questions: Arc<[Arc<str>]> = questions.into();
+        #[cfg(feature = "journal")]
+        let replay = match &self.inner.journal {
+            Some(j) => j.replay(&ids, &questions)?,
+            None => Vec::new(),
+        };
+        #[cfg(not(feature = "journal"))]
+        let replay = Vec::new();
         let job = Job {
             inner: Arc::clone(&self.inner),
             questions: Arc::clone(&questions),
+            ids: Arc::clone(&ids),
             assign,
             per_batch_limit,
             token: token.clone(),
             shared: Arc::clone(&shared),
+            #[cfg(feature = "journal")]
+            journal: self.inner.journal.is_some().then(|| {
+                Arc::new(drive::ToBatch {
+                    tx: tx.clone(),
+                    shared: Arc::clone(&shared),
+                    token: token.clone(),
+                })
+            }),
             out: Output::Channel(tx, Arc::clone(&slots)),
             sink: Mutex::new(Sink::default()),
         };
-        runtime::spawn_tracked(&handle, drive(job));
-        Ok(Batch::new(rx, slots, questions, token, shared))
+        runtime::spawn_tracked(&handle, drive(job, replay));
+        Ok(Batch::new(rx, slots, questions, ids, token, shared))
     }
 
     /// Asks `n_agents` agents the same question and votes (see [`crate::aggregate`]).
@@ -367,4 +454,26 @@ impl ParallelAgentExecutor {
     pub fn cancel_all(&self) {
         self.inner.token.cancel();
     }
+}
+
+/// Ids `"0"`, `"1"`, ...: the ids of questions the host gave none.
+pub(super) fn index_ids(n: usize) -> Arc<[Arc<str>]> {
+    (0..n).map(|i| Arc::from(i.to_string())).collect()
+}
+
+/// The host's ids, one per question and each unique.
+fn checked_ids(ids: Vec<String>, n: usize) -> Result<Arc<[Arc<str>]>> {
+    if ids.len() != n {
+        return Err(Error::InvalidArgument(format!(
+            "{} ids for {n} questions",
+            ids.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    for id in &ids {
+        if !seen.insert(id.as_str()) {
+            return Err(Error::DuplicateId(id.clone()));
+        }
+    }
+    Ok(ids.into_iter().map(Arc::from).collect())
 }

@@ -394,6 +394,25 @@ impl Agent for OpenAiAgent {
     fn kind(&self) -> &'static str {
         "openai"
     }
+
+    fn fingerprint(&self) -> String {
+        // Header names, never their values (secrets); no API key.
+        let o = &self.options;
+        let headers: Vec<&str> = o.headers.iter().map(|(k, _)| k.as_str()).collect();
+        serde_json::json!({
+            "kind": "openai",
+            "base_url": o.base_url,
+            "model": o.model,
+            "system_prompt": o.system_prompt,
+            "user_template": o.user_template,
+            "temperature": o.temperature,
+            "max_tokens": o.max_tokens,
+            "max_completion_tokens": o.max_completion_tokens,
+            "extra_body": o.extra_body,
+            "header_names": headers,
+        })
+        .to_string()
+    }
 }
 
 /// How a request failed, before it becomes an [`AgentError`].
