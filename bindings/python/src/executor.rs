@@ -120,6 +120,8 @@ impl Config {
             max_errors: max_errors
                 .map(|m| count("max_errors", m, 0).map(|m| m as usize))
                 .transpose()?,
+            // The journal is not offered from Python yet.
+            journal: Default::default(),
         };
         config
             .validate()

@@ -41,6 +41,11 @@ pub(crate) fn to_py_err(py: Python<'_>, e: parallel_agents::Error) -> PyErr {
         E::Runtime(_) => ("runtime", e.to_string(), false),
         E::NotFound(_) => ("not_found", e.to_string(), false),
         E::Python(_) => ("python", e.to_string(), false),
+        E::DuplicateId(_) => ("duplicate_id", e.to_string(), true),
+        E::Journal(_) => ("journal", e.to_string(), false),
+        E::JournalLocked(_) => ("journal_locked", e.to_string(), false),
+        E::JournalMismatch(_) => ("journal_mismatch", e.to_string(), false),
+        E::JournalVersion(_) => ("journal_version", e.to_string(), false),
     };
     let err = if value_error {
         PyValueError::new_err(message.clone())
