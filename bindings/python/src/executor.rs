@@ -59,7 +59,7 @@ pub struct Config {
 #[pymethods]
 impl Config {
     #[new]
-    #[pyo3(signature = (*, max_concurrency = 64, timeout = 60.0, retries = 0, backoff = 0.1, backoff_cap = 10.0, retry_timeouts = false, rate_limit = None, rate_burst = 1, tokens_per_minute = None, hedge = None, hedge_p95 = false, max_errors = None, stream_buffer = 1024, consensus_threshold = 0.6, consensus_early_stop = true))]
+    #[pyo3(signature = (*, max_concurrency = 64, timeout = 60.0, retries = 0, backoff = 0.1, backoff_cap = 10.0, retry_timeouts = false, rate_limit = None, rate_burst = 1, tokens_per_minute = None, hedge = None, hedge_p95 = false, max_errors = None, stream_buffer = 1024, consensus_threshold = 0.6, consensus_early_stop = true, journal = None, journal_rerun_failed = false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -78,6 +78,8 @@ impl Config {
         stream_buffer: i64,
         consensus_threshold: f64,
         consensus_early_stop: bool,
+        journal: Option<std::path::PathBuf>,
+        journal_rerun_failed: bool,
     ) -> PyResult<Self> {
         let count = |name: &str, v: i64, min: i64| -> PyResult<u64> {
             if v < min {
@@ -120,8 +122,11 @@ impl Config {
             max_errors: max_errors
                 .map(|m| count("max_errors", m, 0).map(|m| m as usize))
                 .transpose()?,
-            // The journal is not offered from Python yet.
-            journal: Default::default(),
+            journal: parallel_agents::config::JournalConfig {
+                path: journal,
+                rerun_failed: journal_rerun_failed,
+                ..Default::default()
+            },
         };
         config
             .validate()
@@ -170,6 +175,29 @@ pub struct Executor {
     inner: ParallelAgentExecutor,
 }
 
+impl Executor {
+    /// Starts a batch, with the host's ids when given (one per question, no repeats).
+    fn start(
+        &self,
+        py: Python<'_>,
+        questions: Vec<String>,
+        ids: Option<Vec<String>>,
+    ) -> PyResult<parallel_agents::Batch> {
+        let batch = match ids {
+            None => self.inner.submit(questions),
+            Some(ids) if ids.len() != questions.len() => {
+                return Err(value_error(
+                    py,
+                    "ids",
+                    format!("{} ids for {} questions", ids.len(), questions.len()),
+                ))
+            }
+            Some(ids) => self.inner.submit_with_ids(ids, questions),
+        };
+        batch.map_err(|e| to_py_err(py, e))
+    }
+}
+
 #[pymethods]
 impl Executor {
     #[new]
@@ -184,9 +212,15 @@ impl Executor {
         Ok(Self { inner })
     }
 
-    /// Starts a batch over `questions` and returns at once.
-    fn submit(&self, py: Python<'_>, questions: Vec<String>) -> PyResult<Batch> {
-        let batch = self.inner.submit(questions).map_err(|e| to_py_err(py, e))?;
+    /// Starts a batch over `questions` (named by `ids`, if given) and returns at once.
+    #[pyo3(signature = (questions, ids = None))]
+    fn submit(
+        &self,
+        py: Python<'_>,
+        questions: Vec<String>,
+        ids: Option<Vec<String>>,
+    ) -> PyResult<Batch> {
+        let batch = self.start(py, questions, ids)?;
         Ok(Batch {
             inner: Arc::new(SharedBatch::new(batch)),
         })
@@ -194,8 +228,14 @@ impl Executor {
 
     /// Starts a batch whose results are gathered on a runtime worker (the waiting thread
     /// wakes once, not once per result) and returns at once.
-    fn run(&self, py: Python<'_>, questions: Vec<String>) -> PyResult<RunTask> {
-        let batch = self.inner.submit(questions).map_err(|e| to_py_err(py, e))?;
+    #[pyo3(signature = (questions, ids = None))]
+    fn run(
+        &self,
+        py: Python<'_>,
+        questions: Vec<String>,
+        ids: Option<Vec<String>>,
+    ) -> PyResult<RunTask> {
+        let batch = self.start(py, questions, ids)?;
         let probe = batch.probe();
         let handle = parallel_agents::runtime::handle().map_err(|e| to_py_err(py, e))?;
         Ok(RunTask {

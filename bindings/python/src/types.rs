@@ -13,6 +13,12 @@ pub struct Result {
     /// Position of the question in the batch (voter index in a consensus round).
     #[pyo3(get)]
     index: usize,
+    /// The host's id for the question, or its index in decimal when none was given.
+    #[pyo3(get)]
+    id: String,
+    /// Whether this result came from the journal instead of a call.
+    #[pyo3(get)]
+    replayed: bool,
     /// Logical agent slot of the call (the question index for a single agent).
     #[pyo3(get)]
     agent_id: usize,
@@ -49,6 +55,8 @@ impl From<AgentResult> for Result {
     fn from(r: AgentResult) -> Self {
         Self {
             index: r.question_index,
+            id: r.id.to_string(),
+            replayed: r.replayed,
             agent_id: r.agent_id,
             question: r.question.to_string(),
             outcome: r.outcome.as_str(),
@@ -75,6 +83,8 @@ impl Result {
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("index", self.index)?;
+        d.set_item("id", &self.id)?;
+        d.set_item("replayed", self.replayed)?;
         d.set_item("agent_id", self.agent_id)?;
         d.set_item("question", &self.question)?;
         d.set_item("outcome", self.outcome)?;

@@ -391,3 +391,34 @@ def test_arun_with_progress():
     with Executor(max_concurrency=20) as ex:
         rs = asyncio.run(ex.arun(MockAgent(latency=0.02), questions(100), progress=lambda d, t: seen.append(d)))
     assert len(rs) == 100 and seen[-1] == 100
+
+
+def test_a_journal_replays_a_rerun_without_calling_the_agent(tmp_path):
+    import pytest
+
+    import parallel_agents as pa
+
+    calls = []
+
+    def agent(question):
+        calls.append(question)
+        return question.upper()
+
+    qs = [f"q{i}" for i in range(50)]
+    ids = [f"row-{i}" for i in range(50)]
+    path = tmp_path / "run.journal"
+    with pa.Executor(max_concurrency=8, journal=path) as ex:
+        first = ex.run(agent, qs, ids=ids)
+    assert [r.id for r in first] == ids and not any(r.replayed for r in first)
+    assert len(calls) == 50
+    with pa.Executor(max_concurrency=8, journal=path) as ex:
+        again = ex.run(agent, qs + ["q50"], ids=ids + ["row-50"])
+    assert len(calls) == 51  # only the new question ran
+    assert [r.replayed for r in again] == [True] * 50 + [False]
+    assert [r.answer for r in again] == [q.upper() for q in qs + ["q50"]]
+    with pa.Executor() as ex:
+        with pytest.raises(ValueError, match="row-1"):
+            ex.run(agent, ["a", "b"], ids=["row-1", "row-1"])
+        with pytest.raises(ValueError, match="ids"):
+            ex.run(agent, ["a", "b"], ids=["only-one"])
+        assert [r.id for r in ex.run(agent, ["a", "b"])] == ["0", "1"]

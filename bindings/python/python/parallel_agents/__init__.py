@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from typing import (
     Any,
@@ -113,6 +114,19 @@ def _check_questions(questions: Iterable[str]) -> List[str]:
     return qs
 
 
+def _check_ids(ids: Optional[Iterable[str]]) -> Optional[List[str]]:
+    """The host's ids, one per question (the native side checks count and repeats)."""
+    if ids is None:
+        return None
+    if isinstance(ids, (str, bytes)):
+        raise TypeError("ids: expected an iterable of str, got a single str")
+    out = list(ids)
+    for i, v in enumerate(out):
+        if not isinstance(v, str):
+            raise TypeError(f"ids[{i}]: expected str, got {type(v).__name__}")
+    return out
+
+
 def _value_error(name: str, what: str) -> ValueError:
     e = ValueError(f"{name}: {what}")
     e.status = "invalid_argument"  # type: ignore[attr-defined]
@@ -170,6 +184,8 @@ class Executor:
         stream_buffer: int = 1024,
         consensus_threshold: float = 0.6,
         consensus_early_stop: bool = True,
+        journal: Optional["os.PathLike[str] | str"] = None,
+        journal_rerun_failed: bool = False,
     ) -> None:
         for name, value in (
             ("max_concurrency", max_concurrency),
@@ -198,6 +214,8 @@ class Executor:
             stream_buffer=stream_buffer,
             consensus_threshold=consensus_threshold,
             consensus_early_stop=consensus_early_stop,
+            journal=None if journal is None else os.fspath(journal),
+            journal_rerun_failed=journal_rerun_failed,
         )
         # One native executor per agent object (kept alive here so its id stays unique).
         self._natives: Dict[int, Tuple[Any, _native.Executor]] = {}
@@ -218,19 +236,23 @@ class Executor:
         self._natives[id(agent)] = (agent, native)
         return native
 
-    def _submit(self, agent: Any, questions: Iterable[str]) -> Tuple[Optional[_native.Batch], int]:
+    def _submit(
+        self, agent: Any, questions: Iterable[str], ids: Optional[Iterable[str]] = None
+    ) -> Tuple[Optional[_native.Batch], int]:
         native = self._native_for(agent)
         qs = _check_questions(questions)
         if not qs:
             return None, 0
-        return native.submit(qs), len(qs)
+        return native.submit(qs, _check_ids(ids)), len(qs)
 
-    def _run(self, agent: Any, questions: Iterable[str]) -> Tuple[Optional[_native.RunTask], int]:
+    def _run(
+        self, agent: Any, questions: Iterable[str], ids: Optional[Iterable[str]] = None
+    ) -> Tuple[Optional[_native.RunTask], int]:
         native = self._native_for(agent)
         qs = _check_questions(questions)
         if not qs:
             return None, 0
-        return native.run(qs), len(qs)
+        return native.run(qs, _check_ids(ids)), len(qs)
 
     def __enter__(self) -> "Executor":
         return self
@@ -247,7 +269,14 @@ class Executor:
 
     # -- batches ---------------------------------------------------------------------
 
-    def run(self, agent: Any, questions: Iterable[str], *, progress: Progress = None) -> List[Result]:
+    def run(
+        self,
+        agent: Any,
+        questions: Iterable[str],
+        *,
+        ids: Optional[Iterable[str]] = None,
+        progress: Progress = None,
+    ) -> List[Result]:
         """Answers every question; returns one :class:`Result` per question, in question
         order.
 
@@ -255,7 +284,7 @@ class Executor:
         is called), or ``True`` for a tqdm bar. On ``KeyboardInterrupt`` the batch is
         cancelled, every result is gathered (the unfinished ones ``cancelled``) and put on
         the exception as ``.results``, and the exception is re-raised."""
-        task, total = self._run(agent, questions)
+        task, total = self._run(agent, questions, ids)
         if task is None:
             return []
         bar = _Progress(progress, total)
@@ -275,11 +304,18 @@ class Executor:
         results, self.last_metrics = got
         return results
 
-    async def arun(self, agent: Any, questions: Iterable[str], *, progress: Progress = None) -> List[Result]:
+    async def arun(
+        self,
+        agent: Any,
+        questions: Iterable[str],
+        *,
+        ids: Optional[Iterable[str]] = None,
+        progress: Progress = None,
+    ) -> List[Result]:
         """:meth:`run` for asyncio: waits on a worker thread, never blocking the event loop.
         Cancelling the awaiting task cancels the batch; the ``CancelledError`` carries
         every result as ``.results``."""
-        task, total = self._run(agent, questions)
+        task, total = self._run(agent, questions, ids)
         if task is None:
             return []
         bar = _Progress(progress, total)
@@ -304,10 +340,17 @@ class Executor:
         results, self.last_metrics = got
         return results
 
-    def stream(self, agent: Any, questions: Iterable[str], *, progress: Progress = None) -> Iterator[Result]:
+    def stream(
+        self,
+        agent: Any,
+        questions: Iterable[str],
+        *,
+        ids: Optional[Iterable[str]] = None,
+        progress: Progress = None,
+    ) -> Iterator[Result]:
         """Starts the batch now and yields results in completion order, each question
         once. Leaving the loop early (``break``, an exception, Ctrl-C) cancels the rest."""
-        batch, total = self._submit(agent, questions)
+        batch, total = self._submit(agent, questions, ids)
         return self._stream(batch, _Progress(progress, total))
 
     def _stream(self, batch: Optional[_native.Batch], bar: _Progress) -> Iterator[Result]:
@@ -328,10 +371,17 @@ class Executor:
             batch.cancel()  # a no-op once every result is out
             bar.close()
 
-    def astream(self, agent: Any, questions: Iterable[str], *, progress: Progress = None) -> AsyncIterator[Result]:
+    def astream(
+        self,
+        agent: Any,
+        questions: Iterable[str],
+        *,
+        ids: Optional[Iterable[str]] = None,
+        progress: Progress = None,
+    ) -> AsyncIterator[Result]:
         """:meth:`stream` for asyncio (``async for``). The batch starts now; cancelling the
         consuming task, or leaving the loop early, cancels the rest."""
-        batch, total = self._submit(agent, questions)
+        batch, total = self._submit(agent, questions, ids)
         return self._astream(batch, _Progress(progress, total))
 
     async def _astream(self, batch: Optional[_native.Batch], bar: _Progress) -> AsyncIterator[Result]:
