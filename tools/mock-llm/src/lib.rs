@@ -14,7 +14,7 @@
 //!   rounded up). The answer is `mock answer to: <last user message>`, or a vote.
 //! - `GET /stats`: JSON with the request count, counts by status, token totals, the most
 //!   requests in flight at once, and a log of every request's start time (µs since the
-//!   server started), status and tag.
+//!   server started), status and tag (`GET /stats?log=0`: without the log).
 //! - `POST /reset`: zeroes the counters and the log. `GET /health`: `ok`.
 //!
 //! Behaviour per request comes from directives in the last user message or in an
@@ -353,7 +353,11 @@ async fn respond(
         (&Method::POST, "/v1/chat/completions" | "/chat/completions") => {
             return chat(state, reused, req).await
         }
-        (&Method::GET, "/stats") => json_response(StatusCode::OK, stats_json(&state)),
+        (&Method::GET, "/stats") => {
+            // `?log=0`: the counters only (the log grows with every request).
+            let with_log = req.uri().query() != Some("log=0");
+            json_response(StatusCode::OK, stats_json(&state, with_log))
+        }
         (&Method::POST, "/reset") => {
             *state.stats() = Stats::default();
             state.requests.store(0, Ordering::SeqCst);
@@ -370,7 +374,7 @@ async fn respond(
     Some(r)
 }
 
-fn stats_json(state: &State) -> Value {
+fn stats_json(state: &State, with_log: bool) -> Value {
     let st = state.stats();
     let by_status: serde_json::Map<String, Value> = st
         .by_status
@@ -380,6 +384,7 @@ fn stats_json(state: &State) -> Value {
     let log: Vec<Value> = st
         .log
         .iter()
+        .take(if with_log { usize::MAX } else { 0 })
         .map(|e| json!({"t_us": e.t_us, "status": e.status, "tag": e.tag}))
         .collect();
     json!({

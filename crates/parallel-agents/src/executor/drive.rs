@@ -138,8 +138,8 @@ pub(super) async fn drive(job: Job, replay: Vec<Option<AgentResult>>) {
         set.spawn(async move {
             let r = run_call(&mut call).await;
             let r = call.finish(r);
-            deliver(&call.job, r);
-            drop(permit);
+            // With a journal the permit is held until the result is durable.
+            deliver_holding(&call.job, r, permit);
         });
         while set.try_join_next().is_some() {}
     }
@@ -180,13 +180,31 @@ pub(super) fn deliver(job: &Job, r: AgentResult) {
         #[cfg(feature = "journal")]
         Output::Channel(..) if !r.replayed && job.journal.is_some() => {
             if let (Some(j), Some(to)) = (&job.inner.journal, &job.journal) {
-                j.submit(r, Arc::clone(to) as Arc<dyn crate::journal::Forward>);
+                j.submit(r, Arc::clone(to) as Arc<dyn crate::journal::Forward>, None);
             }
         }
         // Fails only once the consumer has gone; the result is then dropped.
         Output::Channel(tx, _) => drop(tx.send(r)),
         Output::Collect(cut) => lock(cut).push(r),
     }
+}
+
+/// [`deliver`] for a call that ran under `permit`: with a journal, the permit goes to
+/// the journal's writer and is released once the result is durable, so the calls paid
+/// for and not yet on disk never exceed `max_concurrency`; without one it is released
+/// now.
+fn deliver_holding(job: &Job, r: AgentResult, permit: tokio::sync::OwnedSemaphorePermit) {
+    #[cfg(feature = "journal")]
+    if matches!(job.out, Output::Channel(..)) && !r.replayed && job.journal.is_some() {
+        lock(&job.sink).record(job, &r);
+        if let (Some(j), Some(to)) = (&job.inner.journal, &job.journal) {
+            let to = Arc::clone(to) as Arc<dyn crate::journal::Forward>;
+            j.submit(r, to, Some(Box::new(permit)));
+        }
+        return;
+    }
+    deliver(job, r);
+    drop(permit);
 }
 
 /// Where the journal's writer hands a batch's results, once durable.

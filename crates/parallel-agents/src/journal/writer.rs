@@ -24,8 +24,14 @@ pub(crate) trait Forward: Send + Sync {
     fn failed(&self, why: &str);
 }
 
-/// A result on its way to the disk, and where it goes next.
-struct Msg(AgentResult, Arc<dyn Forward>);
+/// A result on its way to the disk, where it goes next, and what the call held (its
+/// concurrency permit), released only once the result is durable: so at most
+/// `max_concurrency` calls are ever paid for and not yet on disk, which bounds what a
+/// crash can make a rerun pay twice.
+struct Msg(AgentResult, Arc<dyn Forward>, Option<Held>);
+
+/// Whatever a call holds until its result is durable.
+pub(crate) type Held = Box<dyn Send>;
 
 /// An open journal, held (locked) until dropped; see the [module](super) documentation.
 pub(crate) struct Journal {
@@ -122,9 +128,9 @@ impl Journal {
     }
 
     /// Queues `r` for the disk; `to` receives it once it is there. Never waits.
-    pub(crate) fn submit(&self, r: AgentResult, to: Arc<dyn Forward>) {
+    pub(crate) fn submit(&self, r: AgentResult, to: Arc<dyn Forward>, hold: Option<Held>) {
         if let Some(tx) = &self.tx {
-            if let Err(mpsc::SendError(Msg(r, to))) = tx.send(Msg(r, to)) {
+            if let Err(mpsc::SendError(Msg(r, to, _))) = tx.send(Msg(r, to, hold)) {
                 // The writer is gone (it cannot be while `self` lives); lose nothing.
                 to.forward(r);
             }
@@ -169,9 +175,10 @@ fn run(
             }),
         };
         match written {
-            Ok(()) => group.drain(..).for_each(|Msg(r, to)| to.forward(r)),
+            // Each call's permit goes after its result is forwarded.
+            Ok(()) => group.drain(..).for_each(|Msg(r, to, _hold)| to.forward(r)),
             Err(why) => {
-                for Msg(r, to) in group.drain(..) {
+                for Msg(r, to, _hold) in group.drain(..) {
                     if stored(&r) {
                         to.failed(&why);
                         to.forward(lost(r, &why));
@@ -191,14 +198,14 @@ fn stored(r: &AgentResult) -> bool {
 
 /// Stores a group in one transaction; nothing of it on failure.
 fn write(conn: &Mutex<Connection>, group: &[Msg]) -> rusqlite::Result<()> {
-    if !group.iter().any(|Msg(r, _)| stored(r)) {
+    if !group.iter().any(|Msg(r, ..)| stored(r)) {
         return Ok(());
     }
     let mut conn = lock(conn);
     let t = conn.transaction()?;
     {
         let mut st = t.prepare_cached(store::INSERT)?;
-        for Msg(r, _) in group.iter().filter(|Msg(r, _)| stored(r)) {
+        for Msg(r, ..) in group.iter().filter(|Msg(r, ..)| stored(r)) {
             store::insert(&mut st, r)?;
         }
     }
