@@ -146,7 +146,30 @@ impl RedisBudget {
     /// Waits for this process's next start slot, leasing more from Redis when needed;
     /// gives up if Redis cannot be reached before `deadline`.
     pub(super) async fn acquire(&self, deadline: Option<Instant>) -> Result<(), String> {
-        let at = {
+        // The deadline covers queueing behind another caller's lease too: callers behind
+        // one stuck retrying do not wait one timeout each in turn.
+        let slot = self.next_slot(deadline);
+        let at = match deadline {
+            Some(d) => tokio::time::timeout_at(d.into(), slot)
+                .await
+                .unwrap_or_else(|_| Err(self.unreachable("no lease in time")))?,
+            None => slot.await?,
+        };
+        tokio::time::sleep_until(at.into()).await;
+        Ok(())
+    }
+
+    fn unreachable(&self, e: &str) -> String {
+        format!(
+            "the shared rate budget in Redis at {} (key {:?}) could not be reached before \
+             the call's timeout: {e}",
+            self.shown, self.key
+        )
+    }
+
+    /// This process's next slot, leased from Redis if none is left.
+    async fn next_slot(&self, deadline: Option<Instant>) -> Result<Instant, String> {
+        {
             let mut lease = self.lease.lock().await;
             if lease.left == 0 {
                 let mut backoff = BACKOFF_MIN;
@@ -163,11 +186,7 @@ impl RedisBudget {
                         Err(e) => {
                             let wake = Instant::now() + backoff;
                             if deadline.is_some_and(|d| wake >= d) {
-                                return Err(format!(
-                                    "the shared rate budget in Redis at {} (key {:?}) could \
-                                     not be reached before the call's timeout: {e}",
-                                    self.shown, self.key
-                                ));
+                                return Err(self.unreachable(&e));
                             }
                             tokio::time::sleep_until(wake.into()).await;
                             backoff = (backoff * 2).min(BACKOFF_MAX);
@@ -180,10 +199,8 @@ impl RedisBudget {
             let at = lease.next.unwrap_or_else(Instant::now);
             lease.next = Some(at + Duration::from_micros(self.interval_us));
             lease.left -= 1;
-            at
-        };
-        tokio::time::sleep_until(at.into()).await;
-        Ok(())
+            Ok(at)
+        }
     }
 }
 
