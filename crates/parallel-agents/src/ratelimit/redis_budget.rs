@@ -33,7 +33,7 @@ return tat - now
 const LEASE_SPAN: Duration = Duration::from_millis(200);
 /// The most slots one lease takes, whatever the rate.
 const MAX_LEASE: u64 = 1000;
-/// How long creation waits for Redis.
+/// How long creation, and each request mid-run, waits for Redis.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Backoff between attempts to reach Redis mid-run.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
@@ -113,8 +113,21 @@ impl RedisBudget {
         })
     }
 
-    /// One lease from Redis: when its first slot is.
+    /// One lease from Redis: when its first slot is. A Redis that does not answer within
+    /// [`CONNECT_TIMEOUT`] (hung, or a black-holed network) counts as unreachable.
     async fn lease_once(&self) -> Result<Instant, String> {
+        // Bound first: the request (and the connection lock it holds) is dropped here.
+        let r = tokio::time::timeout(CONNECT_TIMEOUT, self.lease_unbounded()).await;
+        match r {
+            Ok(r) => r,
+            Err(_) => {
+                *self.conn.lock().await = None;
+                Err(format!("no answer within {CONNECT_TIMEOUT:?}"))
+            }
+        }
+    }
+
+    async fn lease_unbounded(&self) -> Result<Instant, String> {
         let mut guard = self.conn.lock().await;
         let conn = match &mut *guard {
             Some(c) => c,
