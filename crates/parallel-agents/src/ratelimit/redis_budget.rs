@@ -17,7 +17,9 @@ use redis::{Client, Script};
 
 /// Reserves `ARGV[2]` consecutive slots `ARGV[1]` µs apart; returns how many µs from now
 /// (Redis's clock) the first one is. The key expires once its slots are all in the past.
+/// (`replicate_commands` lets Redis < 5 write after `TIME`; a no-op from 5 on.)
 const LEASE: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
