@@ -274,7 +274,19 @@ fn four_processes_share_one_budget() {
         "{n} starts over {span:.3} s: {rate:.2}/s (limit {limit}/s, allowed up to {allowed:.2}/s)"
     );
     assert!(rate <= allowed, "{rate:.2}/s over the limit");
-    assert!(rate >= limit * 0.95, "{rate:.2}/s: the budget was not used");
+    // And in every 1 s window, not just on average.
+    let busiest = all
+        .iter()
+        .map(|&t| all.iter().filter(|&&u| u >= t && u < t + 1_000_000).count())
+        .max()
+        .unwrap();
+    println!("busiest 1 s window: {busiest} starts");
+    assert!(
+        busiest as f64 <= limit * 1.05 + lease,
+        "{busiest} starts in one second"
+    );
+    // Below is not a breach; 10 % leaves room for a loaded machine's late timers.
+    assert!(rate >= limit * 0.90, "{rate:.2}/s: the budget was not used");
     // Fair share while all 4 ran: from the last first start to the first last start.
     let from = per_child.iter().map(|s| s[0]).max().unwrap();
     let to = per_child.iter().map(|s| s[s.len() - 1]).min().unwrap();

@@ -14,6 +14,9 @@ use crate::config::RateLimit;
 /// Implemented as GCRA (virtual scheduling): each caller reserves the next start slot, so
 /// waiters are served in order without a thundering herd. A caller cancelled while
 /// waiting forfeits its slot, which can only make the observed rate lower.
+///
+/// [`RateLimiter::redis`] keeps the same kind of slot clock in Redis instead, shared by
+/// every process using its key.
 #[derive(Debug)]
 pub struct RateLimiter {
     interval: Duration,
