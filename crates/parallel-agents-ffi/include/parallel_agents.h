@@ -757,6 +757,30 @@ pagent_status pagent_rate_limiter_new(double per_second,
                                       struct pagent_rate_limiter **out);
 
 /**
+ * Makes a rate limiter whose budget is kept in Redis and shared by every process (and
+ * executor) that uses the same `url` and `key`: `requests_per_minute` starts in all, in
+ * [60/2592000, 6e10]. `url` is a Redis URL (`redis://[user:password@]host[:port][/db]`);
+ * `key` is the Redis key holding the budget (non-empty). `tokens_per_minute` must be 0
+ * (a token budget is not supported yet; anything else is `PAGENT_ERR_INVALID_ARG`).
+ * Use it like a `pagent_rate_limiter_new` one (`pagent_config_set_shared_rate_limiter`,
+ * `pagent_rate_limiter_free`).
+ *
+ * Each process leases about 0.2 s of the budget at a time (at least one start) and
+ * spends it locally in order. Connects now (blocking for up to 2 s): an unusable URL or
+ * a Redis that does not answer is `PAGENT_ERR_INVALID_ARG`, with a message naming the
+ * URL without its password. If Redis is lost later, a call needing a new lease keeps
+ * trying to reach it with backoff (50 ms doubling to 1 s) for at most the agent timeout,
+ * then fails with a message saying the budget was unreachable; no question is lost.
+ * Built without the `redis` feature: `PAGENT_ERR_INVALID_ARG`. Not from an agent
+ * callback (`PAGENT_ERR_REENTRANT`). Out: the new limiter, or NULL; caller owns it.
+ */
+pagent_status pagent_rate_limiter_redis(const char *url,
+                                        const char *key,
+                                        double requests_per_minute,
+                                        uint64_t tokens_per_minute,
+                                        struct pagent_rate_limiter **out);
+
+/**
  * Frees the caller's reference to a limiter. NULL is a no-op.
  */
 void pagent_rate_limiter_free(struct pagent_rate_limiter *limiter);

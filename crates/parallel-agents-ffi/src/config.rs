@@ -1,11 +1,12 @@
 //! `pagent_config`: an opaque builder for [`ParallelConfig`].
 
+use std::ffi::c_char;
 use std::time::Duration;
 
 use std::sync::Arc;
 
 use super::guard::{
-    boxed, free_boxed, guard, try_mut, try_opt_ref, try_opt_str, try_out_handle, FfiResult,
+    boxed, free_boxed, guard, try_mut, try_opt_ref, try_opt_str, try_out_handle, try_str, FfiResult,
 };
 use super::status::{pagent_status, Failure};
 use parallel_agents::config::{ParallelConfig, RateLimit};
@@ -324,6 +325,60 @@ pub extern "C" fn pagent_rate_limiter_new(
         });
         Ok(pagent_status::PAGENT_OK)
     })
+}
+
+/// Makes a rate limiter whose budget is kept in Redis and shared by every process (and
+/// executor) that uses the same `url` and `key`: `requests_per_minute` starts in all, in
+/// [60/2592000, 6e10]. `url` is a Redis URL (`redis://[user:password@]host[:port][/db]`);
+/// `key` is the Redis key holding the budget (non-empty). `tokens_per_minute` must be 0
+/// (a token budget is not supported yet; anything else is `PAGENT_ERR_INVALID_ARG`).
+/// Use it like a `pagent_rate_limiter_new` one (`pagent_config_set_shared_rate_limiter`,
+/// `pagent_rate_limiter_free`).
+///
+/// Each process leases about 0.2 s of the budget at a time (at least one start) and
+/// spends it locally in order. Connects now (blocking for up to 2 s): an unusable URL or
+/// a Redis that does not answer is `PAGENT_ERR_INVALID_ARG`, with a message naming the
+/// URL without its password. If Redis is lost later, a call needing a new lease keeps
+/// trying to reach it with backoff (50 ms doubling to 1 s) for at most the agent timeout,
+/// then fails with a message saying the budget was unreachable; no question is lost.
+/// Built without the `redis` feature: `PAGENT_ERR_INVALID_ARG`. Not from an agent
+/// callback (`PAGENT_ERR_REENTRANT`). Out: the new limiter, or NULL; caller owns it.
+#[no_mangle]
+pub extern "C" fn pagent_rate_limiter_redis(
+    url: *const c_char,
+    key: *const c_char,
+    requests_per_minute: f64,
+    tokens_per_minute: u64,
+    out: *mut *mut pagent_rate_limiter,
+) -> pagent_status {
+    guard("pagent_rate_limiter_redis", || -> FfiResult {
+        let out = try_out_handle!(out);
+        let url = try_str!(url);
+        let key = try_str!(key);
+        if tokens_per_minute != 0 {
+            return Err(Failure::invalid(
+                "tokens_per_minute: a token budget in Redis is not supported yet; pass 0",
+            ));
+        }
+        parallel_agents::runtime::ensure_may_block("pagent_rate_limiter_redis")?;
+        let limiter = redis_limiter(url, key, requests_per_minute)?;
+        *out = boxed(pagent_rate_limiter {
+            inner: Arc::new(limiter),
+        });
+        Ok(pagent_status::PAGENT_OK)
+    })
+}
+
+#[cfg(feature = "redis")]
+fn redis_limiter(url: &str, key: &str, rpm: f64) -> Result<RateLimiter, Failure> {
+    Ok(RateLimiter::redis(url, key, rpm)?)
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_limiter(_url: &str, _key: &str, _rpm: f64) -> Result<RateLimiter, Failure> {
+    Err(Failure::invalid(
+        "built without Redis support (this build of parallel-agents has the `redis` feature off)",
+    ))
 }
 
 /// Frees the caller's reference to a limiter. NULL is a no-op.

@@ -1,4 +1,8 @@
-//! A token-bucket rate limit on call starts, shareable between executors.
+//! A token-bucket rate limit on call starts, shareable between executors, and (with the
+//! `redis` feature) between processes through Redis.
+
+#[cfg(feature = "redis")]
+mod redis_budget;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,6 +14,9 @@ use crate::config::RateLimit;
 /// Implemented as GCRA (virtual scheduling): each caller reserves the next start slot, so
 /// waiters are served in order without a thundering herd. A caller cancelled while
 /// waiting forfeits its slot, which can only make the observed rate lower.
+///
+/// [`RateLimiter::redis`] keeps the same kind of slot clock in Redis instead, shared by
+/// every process using its key.
 #[derive(Debug)]
 pub struct RateLimiter {
     interval: Duration,
@@ -17,6 +24,9 @@ pub struct RateLimiter {
     /// Theoretical arrival time of the next start.
     tat: Mutex<Option<Instant>>,
     limit: RateLimit,
+    /// Set for a budget kept in Redis, which then replaces the local slots above.
+    #[cfg(feature = "redis")]
+    remote: Option<redis_budget::RedisBudget>,
 }
 
 impl RateLimiter {
@@ -32,7 +42,38 @@ impl RateLimiter {
                 .unwrap_or(Duration::MAX),
             tat: Mutex::new(None),
             limit,
+            #[cfg(feature = "redis")]
+            remote: None,
         }
+    }
+
+    /// A limiter whose budget, `requests_per_minute` starts in all, is kept in Redis at
+    /// `url` under `key` and shared by every process (and executor) using that key.
+    ///
+    /// Each process leases about 0.2 s of the budget at a time (at least one start) and
+    /// spends it locally in order. Fails, with a message naming the URL without any
+    /// password, if the URL is unusable, Redis does not answer within 2 s, or the rate is
+    /// out of range (as for [`RateLimit::validate`], per second). If Redis is lost later,
+    /// a call needing a new lease retries reaching it with backoff (50 ms to 1 s) for at
+    /// most its agent timeout, then fails with a message saying so.
+    #[cfg(feature = "redis")]
+    pub fn redis(url: &str, key: &str, requests_per_minute: f64) -> crate::error::Result<Self> {
+        let limit = RateLimit {
+            per_second: requests_per_minute / 60.0,
+            burst: 1,
+        };
+        limit.validate()?;
+        if key.is_empty() {
+            return Err(crate::Error::InvalidArgument(
+                "the Redis key of a shared rate budget is empty".into(),
+            ));
+        }
+        let remote = redis_budget::RedisBudget::connect(url, key, limit.per_second)
+            .map_err(crate::Error::InvalidArgument)?;
+        Ok(Self {
+            remote: Some(remote),
+            ..Self::new(limit)
+        })
     }
 
     /// Its settings.
@@ -40,8 +81,30 @@ impl RateLimiter {
         &self.limit
     }
 
-    /// Reserves a start slot and returns when it comes.
+    /// Reserves a start slot and returns when it comes. A Redis budget keeps retrying
+    /// while Redis is unreachable; see [`acquire_within`](Self::acquire_within).
     pub async fn acquire(&self) {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.remote {
+            let _ = r.acquire(None).await;
+            return;
+        }
+        self.acquire_local().await;
+    }
+
+    /// Like [`acquire`](Self::acquire), but a Redis budget that cannot be reached for
+    /// `max_wait` gives up with a message. A local limiter never fails.
+    pub async fn acquire_within(&self, max_wait: Duration) -> Result<(), String> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.remote {
+            return r.acquire(Instant::now().checked_add(max_wait)).await;
+        }
+        let _ = max_wait;
+        self.acquire_local().await;
+        Ok(())
+    }
+
+    async fn acquire_local(&self) {
         let start_at = {
             let now = Instant::now();
             let mut tat = crate::sync::lock(&self.tat);

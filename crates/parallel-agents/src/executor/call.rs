@@ -62,13 +62,17 @@ impl Drop for Call {
 
 impl Job {
     /// Waits for the rate limiter, if any, before an agent start: every first attempt,
-    /// retry and hedge goes through here.
-    async fn rate_gate(&self) {
+    /// retry and hedge goes through here. Fails only for a budget in Redis that stayed
+    /// unreachable for the agent timeout.
+    async fn rate_gate(&self) -> Result<(), AgentError> {
         if let Some(rate) = &self.inner.rate {
             // Boxed: a rare path, and the call's future (the bulk of the memory per call
             // in flight) stays small.
-            Box::pin(rate.acquire()).await;
+            Box::pin(rate.acquire_within(self.inner.config.agent_timeout))
+                .await
+                .map_err(AgentError::fatal)?;
         }
+        Ok(())
     }
 
     /// How long a call may run before it is hedged, if hedging is on and due.
@@ -112,7 +116,9 @@ pub(super) async fn run_call(call: &mut Call) -> AgentResult {
         if job.token.is_cancelled() {
             break Attempt::Cancelled;
         }
-        job.rate_gate().await;
+        if let Err(e) = job.rate_gate().await {
+            break Attempt::Error(e);
+        }
         call.attempts += 1;
         let attempt = attempt_once(job, index, &question, &mut info).await;
         let retry = match &attempt {
@@ -220,8 +226,10 @@ async fn hedged_attempt(
             r = &mut primary => return (r, false),
             _ = tokio::time::sleep(delay) => {}
         }
-        // A duplicate is an agent start like any other.
-        job.rate_gate().await;
+        // A duplicate is an agent start like any other; no budget, no duplicate.
+        if job.rate_gate().await.is_err() {
+            return (primary.await, false);
+        }
         info.hedged = true;
         let backup = call_agent(job, index, question);
         tokio::pin!(backup);
