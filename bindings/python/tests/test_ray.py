@@ -166,17 +166,20 @@ class Deadline:
 
 
 @pytest.fixture
-def cluster():
+def cluster(monkeypatch):
     """A local Ray cluster of 2 nodes (head + 1 worker), connected; shut down after."""
     ray = need("ray")
     need("ray.data")
     from ray.cluster_utils import Cluster
 
     small = {"num_cpus": 2, "object_store_memory": 200 * 1024 * 1024}
-    # Ray's sockets live under its temp dir: a short path (a Unix socket's is <= 107 bytes).
+    # Ray's files go under RAY_TMPDIR (not /tmp/ray, which another run may hold); a short
+    # path, since its sockets live there (a Unix socket's path is <= 107 bytes).
     temp = tempfile.mkdtemp(prefix="pa-ray-")
-    c = Cluster(initialize_head=True, head_node_args={**small, "include_dashboard": False, "temp_dir": temp})
+    monkeypatch.setenv("RAY_TMPDIR", temp)
+    c = None
     try:
+        c = Cluster(initialize_head=True, head_node_args={**small, "include_dashboard": False})
         c.add_node(**small)
         c.wait_for_nodes()
         # The workers import PidAgent from this module.
@@ -191,7 +194,8 @@ def cluster():
         yield c
     finally:
         ray.shutdown()
-        c.shutdown()
+        if c is not None:
+            c.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
 
 
