@@ -24,6 +24,8 @@ from conftest import MockLLM
 from parallel_agents import OpenAIAgent
 
 TESTS = pathlib.Path(__file__).resolve().parent
+# Ray Data's DataContext reads its own deprecated settings when copied: not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 
 
 def need(module: str) -> Any:
@@ -121,7 +123,7 @@ ACTORS = 2
 TASKS_PER_ACTOR = 2
 MAX_CONCURRENCY = 64
 RETRIES = 2
-#: The whole test, cluster start and stop included, must end within this.
+#: The module's Ray tests, cluster start and stop included, must end within this.
 TIME_LIMIT = 240
 
 
@@ -165,13 +167,21 @@ class Deadline:
         signal.signal(signal.SIGALRM, self.previous)
 
 
-@pytest.fixture
-def cluster(monkeypatch):
-    """A local Ray cluster of 2 nodes (head + 1 worker), connected; shut down after."""
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster of 2 nodes (head + 1 worker), connected; shut down after the
+    module's tests."""
+    with pytest.MonkeyPatch.context() as monkeypatch, Deadline(TIME_LIMIT):
+        yield from _cluster(monkeypatch)
+
+
+def _cluster(monkeypatch: pytest.MonkeyPatch) -> Any:
     ray = need("ray")
     need("ray.data")
     from ray.cluster_utils import Cluster
 
+    # 4 logical CPUs on the 2 cores: the mappers take 0.5 each, a checkpoint filter
+    # actor 1 and read tasks 1 each.
     small = {"num_cpus": 2, "object_store_memory": 200 * 1024 * 1024}
     # Ray's files go under RAY_TMPDIR (not /tmp/ray, which another run may hold); a short
     # path, since its sockets live there (a Unix socket's path is <= 107 bytes).
@@ -223,32 +233,31 @@ def test_twenty_thousand_questions_on_two_nodes_with_an_actor_killed(cluster, tm
 
     started = time.monotonic()
     try:
-        with Deadline(TIME_LIMIT):
-            ds = ray.data.from_items(
-                [{"id": i, "question": f"question {i}"} for i in range(N)], override_num_blocks=N // BATCH
-            )
-            out = ds.map_batches(
-                Answerer,
-                fn_constructor_args=(PidAgent(server.url, str(pid_dir)),),
-                fn_constructor_kwargs={
-                    "executor": {"max_concurrency": MAX_CONCURRENCY, "timeout": 30, "retries": RETRIES, "backoff": 0.05}
-                },
-                batch_size=BATCH,
-                batch_format="pyarrow",
-                compute=ray.data.ActorPoolStrategy(
-                    size=ACTORS,
-                    max_concurrent_calls_per_actor=TASKS_PER_ACTOR,
-                    enable_true_multi_threading=True,
-                ),
-                num_cpus=0.5,  # the actors wait on the network; leave CPU to the rest
-                udf_modifying_row_count=False,
-            )
-            killer = threading.Thread(target=kill_one_actor, daemon=True)
-            killer.start()
-            cols: Dict[str, List[Any]] = collections.defaultdict(list)
-            for b in out.iter_batches(batch_format="pyarrow", batch_size=None):
-                for name in ("id", "question", "answer", "outcome", "error", "attempts"):
-                    cols[name].extend(b.column(name).to_pylist())
+        ds = ray.data.from_items(
+            [{"id": i, "question": f"question {i}"} for i in range(N)], override_num_blocks=N // BATCH
+        )
+        out = ds.map_batches(
+            Answerer,
+            fn_constructor_args=(PidAgent(server.url, str(pid_dir)),),
+            fn_constructor_kwargs={
+                "executor": {"max_concurrency": MAX_CONCURRENCY, "timeout": 30, "retries": RETRIES, "backoff": 0.05}
+            },
+            batch_size=BATCH,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(
+                size=ACTORS,
+                max_concurrent_calls_per_actor=TASKS_PER_ACTOR,
+                enable_true_multi_threading=True,
+            ),
+            num_cpus=0.5,  # the actors wait on the network; leave CPU to the rest
+            udf_modifying_row_count=False,
+        )
+        killer = threading.Thread(target=kill_one_actor, daemon=True)
+        killer.start()
+        cols: Dict[str, List[Any]] = collections.defaultdict(list)
+        for b in out.iter_batches(batch_format="pyarrow", batch_size=None):
+            for name in ("id", "question", "answer", "outcome", "error", "attempts"):
+                cols[name].extend(b.column(name).to_pylist())
         elapsed = time.monotonic() - started
         stop.set()
         killer.join()
@@ -282,6 +291,49 @@ def test_twenty_thousand_questions_on_two_nodes_with_an_actor_killed(cluster, tm
     retries = sum(a - 1 for a in cols["attempts"])
     lost = TASKS_PER_ACTOR * BATCH * (1 + RETRIES)
     assert N <= seen <= N + retries + lost, (seen, retries, lost)
+
+
+def test_a_rerun_with_ray_checkpointing_skips_the_ids_already_written(cluster, tmp_path):
+    import pyarrow.parquet as pq
+    import ray
+    from ray.data.checkpoint import CheckpointConfig
+
+    from parallel_agents.ray import Answerer
+
+    server = MockLLM(latency_ms=1)
+    for n in (1_000, 3_000):
+        with open(tmp_path / f"q{n}.jsonl", "w") as f:
+            f.writelines(json.dumps({"id": i, "question": f"question {i}"}) + "\n" for i in range(n))
+    ctx = ray.data.DataContext.get_current()
+    # Checkpointing applies to a pipeline from a read to a write; the write records the
+    # ids it wrote, and a later read drops them.
+    ctx.checkpoint_config = CheckpointConfig(
+        id_column="id", checkpoint_path=str(tmp_path / "checkpoint"), delete_checkpoint_on_success=False
+    )
+    asked, rows = {}, {}
+    try:
+        for n in (1_000, 3_000):  # the second run: the first one's ids plus 2,000 new
+            before = requests_seen(server)
+            ray.data.read_json(str(tmp_path / f"q{n}.jsonl")).map_batches(
+                Answerer,
+                fn_constructor_kwargs={
+                    "agent": {"base_url": server.url, "model": "mock", "api_key_env": ""},
+                    "executor": {"max_concurrency": 32},
+                },
+                batch_size=250,
+                batch_format="pyarrow",
+                compute=ray.data.ActorPoolStrategy(size=1),
+                num_cpus=0.5,
+                udf_modifying_row_count=False,
+            ).write_parquet(str(tmp_path / f"out{n}"))
+            asked[n] = requests_seen(server) - before
+            rows[n] = sorted(pq.read_table(tmp_path / f"out{n}").to_pylist(), key=lambda r: r["id"])
+    finally:
+        ctx.checkpoint_config = None
+        server.stop()
+    assert [r["id"] for r in rows[1_000]] == list(range(1_000)) and asked[1_000] == 1_000
+    assert [r["id"] for r in rows[3_000]] == list(range(1_000, 3_000)) and asked[3_000] == 2_000
+    assert all(r["outcome"] == "ok" and r["answer"] == f"mock answer to: {r['question']}" for r in rows[3_000])
 
 
 def _alive(pid: int) -> bool:
