@@ -54,12 +54,13 @@ fn wait_for(py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Instant>> {
 pub struct Config {
     config: ParallelConfig,
     tokens_per_minute: Option<u64>,
+    rate_limiter: Option<Arc<parallel_agents::RateLimiter>>,
 }
 
 #[pymethods]
 impl Config {
     #[new]
-    #[pyo3(signature = (*, max_concurrency = 64, timeout = 60.0, retries = 0, backoff = 0.1, backoff_cap = 10.0, retry_timeouts = false, rate_limit = None, rate_burst = 1, tokens_per_minute = None, hedge = None, hedge_p95 = false, max_errors = None, stream_buffer = 1024, consensus_threshold = 0.6, consensus_early_stop = true, journal = None, journal_rerun_failed = false))]
+    #[pyo3(signature = (*, max_concurrency = 64, timeout = 60.0, retries = 0, backoff = 0.1, backoff_cap = 10.0, retry_timeouts = false, rate_limit = None, rate_burst = 1, tokens_per_minute = None, hedge = None, hedge_p95 = false, max_errors = None, stream_buffer = 1024, consensus_threshold = 0.6, consensus_early_stop = true, journal = None, journal_rerun_failed = false, rate_limiter = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -80,7 +81,15 @@ impl Config {
         consensus_early_stop: bool,
         journal: Option<std::path::PathBuf>,
         journal_rerun_failed: bool,
+        rate_limiter: Option<PyRef<'_, crate::ratelimit::RateLimiter>>,
     ) -> PyResult<Self> {
+        if rate_limiter.is_some() && rate_limit.is_some() {
+            return Err(value_error(
+                py,
+                "rate_limiter",
+                "give rate_limit or rate_limiter, not both",
+            ));
+        }
         let count = |name: &str, v: i64, min: i64| -> PyResult<u64> {
             if v < min {
                 return Err(value_error(py, name, format!("{v} is below {min}")));
@@ -137,6 +146,7 @@ impl Config {
         Ok(Self {
             config,
             tokens_per_minute,
+            rate_limiter: rate_limiter.map(|l| Arc::clone(&l.inner)),
         })
     }
 
@@ -207,8 +217,13 @@ impl Executor {
             None => native_agent(agent)?,
             Some(tpm) => crate::agents::with_tokens_per_minute(py, agent, tpm)?,
         };
-        let inner =
-            ParallelAgentExecutor::new(cfg.config.clone(), agent).map_err(|e| to_py_err(py, e))?;
+        let inner = match &cfg.rate_limiter {
+            None => ParallelAgentExecutor::new(cfg.config.clone(), agent),
+            Some(l) => {
+                ParallelAgentExecutor::with_rate_limiter(cfg.config.clone(), agent, Arc::clone(l))
+            }
+        }
+        .map_err(|e| to_py_err(py, e))?;
         Ok(Self { inner })
     }
 

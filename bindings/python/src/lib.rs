@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 
 mod agents;
 mod executor;
+mod ratelimit;
 mod types;
 
 create_exception!(
@@ -91,6 +92,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<agents::MockAgent>()?;
     m.add_class::<agents::OpenAIAgent>()?;
     m.add_class::<agents::CallableAgent>()?;
+    m.add_class::<ratelimit::RateLimiter>()?;
     m.add_class::<executor::Config>()?;
     m.add_class::<executor::Executor>()?;
     m.add_class::<executor::Batch>()?;

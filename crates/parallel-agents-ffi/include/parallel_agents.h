@@ -760,13 +760,16 @@ pagent_status pagent_rate_limiter_new(double per_second,
  * Makes a rate limiter whose budget is kept in Redis and shared by every process (and
  * executor) that uses the same `url` and `key`: `requests_per_minute` starts in all, in
  * [60/2592000, 6e10]. `url` is a Redis URL (`redis://[user:password@]host[:port][/db]`);
- * `key` is the Redis key holding the budget (non-empty). `tokens_per_minute` must be 0
- * (a token budget is not supported yet; anything else is `PAGENT_ERR_INVALID_ARG`).
- * Use it like a `pagent_rate_limiter_new` one (`pagent_config_set_shared_rate_limiter`,
- * `pagent_rate_limiter_free`).
+ * `key` is the Redis key holding the budget (non-empty). `tokens_per_minute`, if not 0,
+ * adds a token budget shared the same way (key `key:tokens`, at most 10^12; a bucket of
+ * one minute's tokens): each attempt reserves the agent's estimate (the OpenAI agent:
+ * prompt bytes / 4 plus its completion limit; other agents: question bytes / 4) and
+ * settles it with the usage the agent reports (an attempt without usage keeps its
+ * estimate). Use it like a `pagent_rate_limiter_new` one
+ * (`pagent_config_set_shared_rate_limiter`, `pagent_rate_limiter_free`).
  *
- * Each process leases about 0.2 s of the budget at a time (at least one start) and
- * spends it locally in order. Connects now (blocking for up to 2 s): an unusable URL or
+ * Each process leases about 0.2 s of the budget at a time (at least one start, or one
+ * call's tokens) and spends it locally in order. Connects now (blocking for up to 2 s): an unusable URL or
  * a Redis that does not answer is `PAGENT_ERR_INVALID_ARG`, with a message naming the
  * URL without its password. If Redis is lost later, a call needing a new lease keeps
  * trying to reach it with backoff (50 ms doubling to 1 s) for at most the agent timeout,

@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::RateLimit;
 
+/// The largest tokens-per-minute budget accepted: far past any provider's, and small
+/// enough that token counts never overflow.
+pub const MAX_TOKENS_PER_MINUTE: u64 = 1_000_000_000_000;
+
 /// Limits how fast calls start: on average `per_second`, with up to `burst` at once.
 ///
 /// Implemented as GCRA (virtual scheduling): each caller reserves the next start slot, so
@@ -47,17 +51,28 @@ impl RateLimiter {
         }
     }
 
-    /// A limiter whose budget, `requests_per_minute` starts in all, is kept in Redis at
-    /// `url` under `key` and shared by every process (and executor) using that key.
+    /// A limiter whose budget, `requests_per_minute` starts in all and optionally
+    /// `tokens_per_minute` tokens, is kept in Redis at `url` under `key` (tokens under
+    /// `key:tokens`) and shared by every process (and executor) using that key.
     ///
-    /// Each process leases about 0.2 s of the budget at a time (at least one start) and
-    /// spends it locally in order. Fails, with a message naming the URL without any
-    /// password, if the URL is unusable, Redis does not answer within 2 s, or the rate is
-    /// out of range (as for [`RateLimit::validate`], per second). If Redis is lost later,
+    /// Each process leases about 0.2 s of the budget at a time (at least one start, or one
+    /// call's tokens) and spends it locally in order. Tokens are reserved before each
+    /// attempt by the agent's estimate ([`crate::Agent::estimate_tokens`]) and settled
+    /// after it with the usage the agent reported (an attempt without usage keeps its
+    /// estimate); the bucket holds one minute's tokens, as a provider's does.
+    ///
+    /// Fails, with a message naming the URL without any password, if the URL is
+    /// unusable, Redis does not answer within 2 s, or a rate is out of range (as for
+    /// [`RateLimit::validate`], per second; tokens in [1, 10^12]). If Redis is lost later,
     /// a call needing a new lease retries reaching it with backoff (50 ms to 1 s) for at
     /// most its agent timeout, then fails with a message saying so.
     #[cfg(feature = "redis")]
-    pub fn redis(url: &str, key: &str, requests_per_minute: f64) -> crate::error::Result<Self> {
+    pub fn redis(
+        url: &str,
+        key: &str,
+        requests_per_minute: f64,
+        tokens_per_minute: Option<u64>,
+    ) -> crate::error::Result<Self> {
         let limit = RateLimit {
             per_second: requests_per_minute / 60.0,
             burst: 1,
@@ -68,8 +83,14 @@ impl RateLimiter {
                 "the Redis key of a shared rate budget is empty".into(),
             ));
         }
-        let remote = redis_budget::RedisBudget::connect(url, key, limit.per_second)
-            .map_err(crate::Error::InvalidArgument)?;
+        if let Some(t) = tokens_per_minute.filter(|t| !(1..=MAX_TOKENS_PER_MINUTE).contains(t)) {
+            return Err(crate::Error::InvalidArgument(format!(
+                "tokens_per_minute {t} is out of range [1, {MAX_TOKENS_PER_MINUTE}]"
+            )));
+        }
+        let remote =
+            redis_budget::RedisBudget::connect(url, key, limit.per_second, tokens_per_minute)
+                .map_err(crate::Error::InvalidArgument)?;
         Ok(Self {
             remote: Some(remote),
             ..Self::new(limit)
@@ -102,6 +123,41 @@ impl RateLimiter {
         let _ = max_wait;
         self.acquire_local().await;
         Ok(())
+    }
+
+    /// Whether calls through this limiter reserve tokens (a Redis budget with
+    /// `tokens_per_minute`); the executor then asks the agent for an estimate.
+    pub fn counts_tokens(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.remote {
+            return r.counts_tokens();
+        }
+        false
+    }
+
+    /// Reserves `estimate` tokens before an attempt and waits until the budget has them;
+    /// returns how many were reserved (0 without a token budget), to pass to
+    /// [`settle_tokens`](Self::settle_tokens). Fails like
+    /// [`acquire_within`](Self::acquire_within) if Redis stays unreachable for `max_wait`.
+    pub async fn acquire_tokens(&self, estimate: u64, max_wait: Duration) -> Result<u64, String> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.remote {
+            return r
+                .take_tokens(estimate, Instant::now().checked_add(max_wait))
+                .await;
+        }
+        let _ = (estimate, max_wait);
+        Ok(0)
+    }
+
+    /// Corrects a reservation from [`acquire_tokens`](Self::acquire_tokens) to the tokens
+    /// the attempt `used` (as the server reported them; bounded to a minute's budget).
+    pub fn settle_tokens(&self, reserved: u64, used: u64) {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.remote {
+            r.settle(reserved, used);
+        }
+        let _ = (reserved, used);
     }
 
     async fn acquire_local(&self) {

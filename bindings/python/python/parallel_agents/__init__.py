@@ -34,13 +34,14 @@ from typing import (
 
 from . import _native
 from ._callable import CallableAgent, native_agent
-from ._native import Consensus, Error, Metrics, MockAgent, OpenAIAgent, Result, shutdown
+from ._native import Consensus, Error, Metrics, MockAgent, OpenAIAgent, RateLimiter, Result, shutdown
 
 __all__ = [
     "Executor",
     "OpenAIAgent",
     "MockAgent",
     "CallableAgent",
+    "RateLimiter",
     "Result",
     "Metrics",
     "Consensus",
@@ -154,6 +155,9 @@ class Executor:
         rate_limit: call starts per second (every attempt counts); ``rate_burst`` at once.
         tokens_per_minute: token budget of an :class:`OpenAIAgent` (estimate before each
             call, the server's usage after).
+        rate_limiter: a :class:`RateLimiter` shared with other executors, or kept in Redis
+            and shared with other processes (``RateLimiter.redis(...)``); instead of
+            ``rate_limit``.
         hedge: after this many seconds, start one duplicate of a slow call and take
             whichever answers first; ``hedge_p95``: also past the batch's observed p95.
         max_errors: once more calls than this have failed or timed out, the batch cancels
@@ -186,7 +190,10 @@ class Executor:
         consensus_early_stop: bool = True,
         journal: Optional["os.PathLike[str] | str"] = None,
         journal_rerun_failed: bool = False,
+        rate_limiter: Optional[RateLimiter] = None,
     ) -> None:
+        if rate_limiter is not None and not isinstance(rate_limiter, RateLimiter):
+            raise TypeError(f"rate_limiter: expected a RateLimiter, got {type(rate_limiter).__name__}")
         for name, value in (
             ("max_concurrency", max_concurrency),
             ("retries", retries),
@@ -216,6 +223,7 @@ class Executor:
             consensus_early_stop=consensus_early_stop,
             journal=None if journal is None else os.fspath(journal),
             journal_rerun_failed=journal_rerun_failed,
+            rate_limiter=rate_limiter,
         )
         # One native executor per agent object (kept alive here so its id stays unique).
         self._natives: Dict[int, Tuple[Any, _native.Executor]] = {}

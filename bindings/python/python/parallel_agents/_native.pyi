@@ -166,6 +166,20 @@ class CallableAgent:
     @property
     def thread_limit(self) -> int: ...
 
+class RateLimiter:
+    """A rate limit shared by every executor given it; in this process, or in Redis."""
+
+    def __init__(self, requests_per_minute: float, burst: int = 1) -> None: ...
+    @staticmethod
+    def redis(
+        url: str,
+        key: str,
+        requests_per_minute: float,
+        tokens_per_minute: Optional[int] = None,
+    ) -> "RateLimiter": ...
+    @property
+    def requests_per_minute(self) -> float: ...
+
 class Config:
     def __init__(
         self,
@@ -187,6 +201,7 @@ class Config:
         consensus_early_stop: bool = True,
         journal: Optional[str] = None,
         journal_rerun_failed: bool = False,
+        rate_limiter: Optional["RateLimiter"] = None,
     ) -> None: ...
     @property
     def max_concurrency(self) -> int: ...

@@ -127,6 +127,14 @@ pub trait Agent: Send + Sync + 'static {
         self.kind().to_owned()
     }
 
+    /// Tokens a call on `question` may use, reserved from a shared token budget (a Redis
+    /// [`RateLimiter`](crate::RateLimiter) with tokens per minute) before each attempt
+    /// and settled with the reported usage after. The default is a quarter of the
+    /// question's bytes, rounded up; LLM clients add their prompts and completion limit.
+    fn estimate_tokens(&self, question: &str) -> u64 {
+        (question.len() as u64).div_ceil(4)
+    }
+
     /// Told the `max_concurrency` of each executor that starts using this agent (twice it
     /// with hedging, which may run a duplicate beside each call). Agents
     /// that run calls on threads of their own (blocking callbacks, sync Python callables)

@@ -62,17 +62,51 @@ impl Drop for Call {
 
 impl Job {
     /// Waits for the rate limiter, if any, before an agent start: every first attempt,
-    /// retry and hedge goes through here. Fails only for a budget in Redis that stayed
-    /// unreachable for the agent timeout.
-    async fn rate_gate(&self) -> Result<(), AgentError> {
-        if let Some(rate) = &self.inner.rate {
-            // Boxed: a rare path, and the call's future (the bulk of the memory per call
-            // in flight) stays small.
-            Box::pin(rate.acquire_within(self.inner.config.agent_timeout))
-                .await
-                .map_err(AgentError::fatal)?;
+    /// retry and hedge goes through here. With a token budget it also reserves the
+    /// agent's estimate for `question`; returns the tokens reserved, to settle with
+    /// [`settle`](Self::settle). Fails only for a budget in Redis that stayed unreachable
+    /// for the agent timeout.
+    async fn rate_gate(&self, question: &str) -> Result<u64, AgentError> {
+        let Some(rate) = &self.inner.rate else {
+            return Ok(0);
+        };
+        // Boxed: a rare path, and the call's future (the bulk of the memory per call in
+        // flight) stays small.
+        Box::pin(async {
+            let max_wait = self.inner.config.agent_timeout;
+            rate.acquire_within(max_wait).await?;
+            if !rate.counts_tokens() {
+                return Ok(0);
+            }
+            let estimate = match &self.inner.agents {
+                Agents::Single(a) => a.estimate_tokens(question),
+                // Members may differ: reserve for the costliest.
+                Agents::Pool(m) => m
+                    .agents()
+                    .map(|a| a.estimate_tokens(question))
+                    .max()
+                    .unwrap_or(0),
+            };
+            rate.acquire_tokens(estimate, max_wait).await
+        })
+        .await
+        .map_err(AgentError::fatal)
+    }
+
+    /// Settles tokens reserved by [`rate_gate`](Self::rate_gate) to what the attempt
+    /// used: its reported usage, else (no usage, an error, a timeout) the estimate.
+    fn settle(&self, reserved: u64, attempt: &Attempt) {
+        if reserved == 0 {
+            return;
         }
-        Ok(())
+        if let (Some(rate), Attempt::Answer(Answer { usage: Some(u), .. })) =
+            (&self.inner.rate, attempt)
+        {
+            rate.settle_tokens(
+                reserved,
+                u.prompt_tokens.saturating_add(u.completion_tokens),
+            );
+        }
     }
 
     /// How long a call may run before it is hedged, if hedging is on and due.
@@ -116,11 +150,13 @@ pub(super) async fn run_call(call: &mut Call) -> AgentResult {
         if job.token.is_cancelled() {
             break Attempt::Cancelled;
         }
-        if let Err(e) = job.rate_gate().await {
-            break Attempt::Error(e);
-        }
+        let reserved = match job.rate_gate(&question).await {
+            Ok(r) => r,
+            Err(e) => break Attempt::Error(e),
+        };
         call.attempts += 1;
         let attempt = attempt_once(job, index, &question, &mut info).await;
+        job.settle(reserved, &attempt);
         let retry = match &attempt {
             Attempt::Error(e) => e.retryable,
             Attempt::TimedOut => cfg.retry.retry_timeouts,
@@ -226,8 +262,9 @@ async fn hedged_attempt(
             r = &mut primary => return (r, false),
             _ = tokio::time::sleep(delay) => {}
         }
-        // A duplicate is an agent start like any other; no budget, no duplicate.
-        if job.rate_gate().await.is_err() {
+        // A duplicate is an agent start like any other; no budget, no duplicate. Its
+        // tokens keep their estimate (only the attempt's winner is settled).
+        if job.rate_gate(question).await.is_err() {
             return (primary.await, false);
         }
         info.hedged = true;

@@ -395,6 +395,10 @@ impl Agent for OpenAiAgent {
         "openai"
     }
 
+    fn estimate_tokens(&self, question: &str) -> u64 {
+        self.estimate(&self.options.render(question))
+    }
+
     fn fingerprint(&self) -> String {
         // Header names, never their values (secrets); no API key.
         let o = &self.options;
