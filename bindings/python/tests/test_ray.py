@@ -4,6 +4,7 @@ actor killed mid-run."""
 
 from __future__ import annotations
 
+import bisect
 import collections
 import faulthandler
 import json
@@ -209,11 +210,34 @@ def _cluster(monkeypatch: pytest.MonkeyPatch) -> Any:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_twenty_thousand_questions_on_two_nodes_with_an_actor_killed(cluster, tmp_path):
+class RedisLimiter:
+    """The rate limiter factory each actor runs: one RateLimiter kept in Redis, so every
+    actor on every node draws on the same budget."""
+
+    def __init__(self, url: str, key: str, requests_per_minute: float) -> None:
+        self.url, self.key, self.requests_per_minute = url, key, requests_per_minute
+
+    def __call__(self) -> Any:
+        from parallel_agents import RateLimiter
+
+        return RateLimiter.redis(self.url, self.key, self.requests_per_minute)
+
+
+#: The shared budget of the Redis run, far below what the 2 actors reach without one
+#: (~4,000 starts/s here), so that it binds: 20,000 starts take at least 25 s.
+BUDGET_PER_SECOND = 800
+
+
+@pytest.mark.parametrize("budget", [None, "redis"])
+def test_twenty_thousand_questions_on_two_nodes_with_an_actor_killed(cluster, tmp_path, request, budget):
     import ray
 
     from parallel_agents.ray import Answerer
 
+    limiter = None
+    if budget == "redis":
+        redis = request.getfixturevalue("redis_server")
+        limiter = RedisLimiter(redis.url, f"ray-{time.time_ns()}", BUDGET_PER_SECOND * 60)
     server = MockLLM(latency_ms=20)
     pid_dir = tmp_path / "pids"
     pid_dir.mkdir()
@@ -240,7 +264,8 @@ def test_twenty_thousand_questions_on_two_nodes_with_an_actor_killed(cluster, tm
             Answerer,
             fn_constructor_args=(PidAgent(server.url, str(pid_dir)),),
             fn_constructor_kwargs={
-                "executor": {"max_concurrency": MAX_CONCURRENCY, "timeout": 30, "retries": RETRIES, "backoff": 0.05}
+                "executor": {"max_concurrency": MAX_CONCURRENCY, "timeout": 30, "retries": RETRIES, "backoff": 0.05},
+                "rate_limiter": limiter,
             },
             batch_size=BATCH,
             batch_format="pyarrow",
@@ -261,14 +286,20 @@ def test_twenty_thousand_questions_on_two_nodes_with_an_actor_killed(cluster, tm
         elapsed = time.monotonic() - started
         stop.set()
         killer.join()
-        seen = requests_seen(server)
+        stats = server.stats()  # with the log of every request's start
+        seen = stats["requests"]
     finally:
         stop.set()
         server.stop()
 
     pids = sorted(int(p.name) for p in pid_dir.iterdir())
+    starts = sorted(e["t_us"] for e in stats["log"])
+    span = (starts[-1] - starts[0]) / 1e6
+    # The most starts in any 1 s window.
+    busiest = max(bisect.bisect_left(starts, t + 1_000_000) - i for i, t in enumerate(starts))
     print(
-        f"\n{N} questions on {ACTORS} actors over 2 nodes in {elapsed:.1f} s; server saw {seen} requests; "
+        f"\n{N} questions on {ACTORS} actors over 2 nodes in {elapsed:.1f} s ({budget or 'no'} budget); "
+        f"server saw {seen} requests, {(seen - 1) / span:.0f}/s, busiest 1 s {busiest}; "
         f"killed actor {killed.get('pid')} at {killed.get('requests')} requests; actor pids {pids}"
     )
     assert killed, "no actor was killed"
@@ -291,6 +322,16 @@ def test_twenty_thousand_questions_on_two_nodes_with_an_actor_killed(cluster, tm
     retries = sum(a - 1 for a in cols["attempts"])
     lost = TASKS_PER_ACTOR * BATCH * (1 + RETRIES)
     assert N <= seen <= N + retries + lost, (seen, retries, lost)
+
+    if budget == "redis":
+        # Every actor took its starts from one budget in Redis: in all and in every 1 s
+        # window at most the limit (5 % for timing), plus one lease (0.2 s of budget)
+        # granted ahead of its time.
+        lease = BUDGET_PER_SECOND * 0.2
+        assert seen <= BUDGET_PER_SECOND * span * 1.05 + lease, f"{(seen - 1) / span:.0f}/s"
+        assert busiest <= BUDGET_PER_SECOND * 1.05 + lease, f"{busiest} starts in one second"
+        # And used, not just respected (the restarted actor's gap included).
+        assert (seen - 1) / span >= BUDGET_PER_SECOND * 0.8, f"{(seen - 1) / span:.0f}/s"
 
 
 def test_a_rerun_with_ray_checkpointing_skips_the_ids_already_written(cluster, tmp_path):
