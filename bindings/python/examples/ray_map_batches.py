@@ -20,13 +20,15 @@ Against a provider (the key in ``OPENAI_API_KEY``)::
 
 ``RAY_ADDRESS`` joins a running cluster (else Ray starts one on this machine). With
 ``--checkpoint DIR`` (a directory every node can reach), Ray Data records the ids written,
-and a rerun after a crash asks only the rest.
+and a rerun after a crash asks only the rest. With ``--redis redis://host:6379/0 --rpm
+600``, every actor draws on one budget of 600 requests per minute kept in Redis.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import os
 import pathlib
@@ -35,6 +37,7 @@ import time
 
 import ray
 
+from parallel_agents import RateLimiter
 from parallel_agents.ray import Answerer
 
 
@@ -50,6 +53,8 @@ def main() -> None:
     p.add_argument("--retries", type=int, default=3)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per attempt")
     p.add_argument("--checkpoint", help="Ray Data checkpoint directory: a rerun skips the ids already written")
+    p.add_argument("--redis", metavar="URL", help="share one budget of --rpm starts per minute through Redis")
+    p.add_argument("--rpm", type=float, default=600.0, help="requests per minute of the --redis budget")
     args = p.parse_args()
 
     # The agent is built inside each actor from these keyword arguments.
@@ -81,12 +86,19 @@ def main() -> None:
             id_column="id", checkpoint_path=os.path.abspath(args.checkpoint), delete_checkpoint_on_success=False
         )
 
+    # Every actor builds its limiter from this (a RateLimiter cannot be pickled); all of
+    # them, on every node, draw on the one budget under the key.
+    limiter = None
+    if args.redis:
+        limiter = functools.partial(RateLimiter.redis, args.redis, f"pa:{agent['model']}", args.rpm)
+
     started = time.monotonic()
     ray.data.read_json(path).map_batches(
         Answerer,
         fn_constructor_kwargs={
             "agent": agent,
             "executor": {"max_concurrency": args.max_concurrency, "retries": args.retries, "timeout": args.timeout},
+            "rate_limiter": limiter,
         },
         batch_size=args.batch_size,
         batch_format="pyarrow",

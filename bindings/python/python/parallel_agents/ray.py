@@ -79,10 +79,12 @@ class Answerer:
         executor: keyword arguments of :class:`~parallel_agents.Executor` (e.g.
             ``max_concurrency``, ``timeout``, ``retries``, ``rate_limit``); each actor has
             its own executor, so ``max_concurrency`` and ``rate_limit`` are per actor.
-        rate_limiter: a zero-argument factory returning a ``parallel_agents.RateLimiter``
-            (e.g. ``lambda: RateLimiter.redis(url, key, requests_per_minute=600)``), called
-            once per actor and passed as ``Executor(rate_limiter=...)``, so that every
-            actor draws on one budget shared across processes and machines.
+        rate_limiter: a zero-argument factory returning a
+            :class:`~parallel_agents.RateLimiter` (e.g.
+            ``lambda: RateLimiter.redis(url, key, requests_per_minute=600)``), called once
+            per actor and passed as ``Executor(rate_limiter=...)``, so that every actor
+            draws on one budget kept in Redis and shared across processes and machines (a
+            RateLimiter itself cannot be pickled to the actors).
         keep_columns: keep the input's other columns in the output (they cost nothing in
             any batch format); ``False`` returns only the id column and the results.
 
