@@ -42,6 +42,8 @@ fi
 if [ "$have_venv" = 1 ]; then
   export VIRTUAL_ENV="$PWD/.venv"
   echo "dspy: $(.venv/bin/python -c 'import dspy; print(dspy.__version__)')"
+  echo "ray: $(.venv/bin/python -c 'import ray; print(ray.__version__)' 2>/dev/null ||
+    echo 'not importable: bindings/python/tests/test_ray.py skips (fails under CI)')"
 fi
 
 # The Go module and host need Go 1.23 (their go.mod); go 1.21 or newer fetches that

@@ -54,6 +54,13 @@ def flaky(question: str) -> str:
     return question.upper()
 
 
+def as_table(batch: Any, fmt: str) -> Any:
+    """An output batch of format ``fmt`` as a pyarrow.Table."""
+    import pyarrow as pa
+
+    return {"pyarrow": lambda: batch, "pandas": lambda: pa.Table.from_pandas(batch), "numpy": lambda: pa.table(batch)}[fmt]()
+
+
 @pytest.mark.parametrize("fmt", ["pyarrow", "pandas", "numpy"])
 def test_every_failure_is_a_row_in_every_batch_format(fmt):
     need("pyarrow")
@@ -71,7 +78,7 @@ def test_every_failure_is_a_row_in_every_batch_format(fmt):
     }[fmt]()
     ans = Answerer(lambda: flaky, id_column="key", question_column="text", executor={"max_concurrency": 4})
     out = ans(batch)
-    table = pa.table(out) if fmt == "numpy" else pa.Table.from_pandas(out) if fmt == "pandas" else out
+    table = as_table(out, fmt)
     rows = table.to_pylist()
     assert [r["key"] for r in rows] == [10, 11, 12, 13]
     assert [r["extra"] for r in rows] == [1.5, 2.5, 3.5, 4.5]  # other columns kept
@@ -86,8 +93,7 @@ def test_every_failure_is_a_row_in_every_batch_format(fmt):
     assert d["answer"] == "D"
 
     only = Answerer(lambda: flaky, id_column="key", question_column="text", keep_columns=False)(batch)
-    names = set((pa.table(only) if fmt == "numpy" else pa.Table.from_pandas(only) if fmt == "pandas" else only).column_names)
-    assert names == {"key", *OUTPUT_COLUMNS}
+    assert set(as_table(only, fmt).column_names) == {"key", *OUTPUT_COLUMNS}
 
 
 def test_a_batch_that_fails_as_a_whole_is_rows_with_the_error():
