@@ -305,7 +305,8 @@ def test_twenty_thousand_questions_on_two_nodes_with_an_actor_killed(cluster, tm
     busiest = max(bisect.bisect_left(starts, t + 1_000_000) - i for i, t in enumerate(starts))
     print(
         f"\n{N} questions on {ACTORS} actors over 2 nodes in {elapsed:.1f} s ({budget or 'no'} budget); "
-        f"server saw {seen} requests, {(seen - 1) / span:.0f}/s, busiest 1 s {busiest}; "
+        f"server saw {seen} requests, {(seen - 1) / span:.0f}/s, busiest 1 s {busiest}, "
+        f"at most {stats['max_in_flight']} at once; "
         f"killed actor {killed.get('pid')} at {killed.get('requests')} requests; actor pids {pids}"
     )
     assert killed, "no actor was killed"
@@ -325,6 +326,11 @@ def test_twenty_thousand_questions_on_two_nodes_with_an_actor_killed(cluster, tm
     # batch); the actor ran at most TASKS_PER_ACTOR at once (max_concurrent_calls_per_actor;
     # tasks queued behind them had not started); and a lost row's own attempts are not
     # in the output, so each counts up to 1 + RETRIES requests.
+    # The batches an actor runs at once share its one executor, so at most
+    # MAX_CONCURRENCY calls per actor (not per batch) reach the server; one more actor's
+    # worth while the killed one's last calls still sleep on the server.
+    assert stats["max_in_flight"] <= (ACTORS + 1) * MAX_CONCURRENCY, stats["max_in_flight"]
+
     retries = sum(a - 1 for a in cols["attempts"])
     lost = TASKS_PER_ACTOR * BATCH * (1 + RETRIES)
     assert N <= seen <= N + retries + lost, (seen, retries, lost)
