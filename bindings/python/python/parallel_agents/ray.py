@@ -30,14 +30,16 @@ that fails the batch.
 
 Faults: Ray Data restarts a dead actor and reruns the tasks it held (its defaults for an
 actor pool are ``max_restarts=-1``, ``max_task_retries=-1``); a rerun task asks every
-question of its batch again, so a killed actor costs at most the rows of the batches it
-was running.
+question of its input again, answered or not, so a killed actor costs at most the rows of
+the tasks it was running (``max_concurrent_calls_per_actor`` tasks, each of whole input
+blocks: ``batch_size`` rows, or more when the blocks are larger).
 
 Resuming: the output keeps the id column unchanged, so Ray Data's checkpointing by id
-column (``ray.data.checkpoint.CheckpointConfig``, Ray >= 2.50; set on
+column (``ray.data.checkpoint.CheckpointConfig``, in the pinned Ray 2.60; set on
 ``DataContext.get_current().checkpoint_config``) works with it: for a pipeline that
 starts with a read (``read_json``, ``read_parquet``, ...) and ends with a write, a rerun
-skips the ids already written. Without it, a rerun can skip finished ids itself by
+skips the ids already written. Its filter is an actor needing a CPU of its own (with
+none free, the pipeline waits). Without it, a rerun can skip finished ids itself by
 filtering the input on the ids found in the earlier output.
 """
 
