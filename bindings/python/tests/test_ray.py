@@ -114,6 +114,8 @@ def test_bad_arguments_are_reported_at_construction():
         Answerer(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="differ"):
         Answerer(lambda: flaky, id_column="q", question_column="q")
+    with pytest.raises(ValueError, match="output column"):
+        Answerer(lambda: flaky, question_column="answer")
     with pytest.raises(TypeError, match="rate_limiter"):
         Answerer(lambda: flaky, rate_limiter=3)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="unexpected keyword"):

@@ -116,6 +116,9 @@ class Answerer:
                 raise TypeError(f"{name}: expected a non-empty str, got {value!r}")
         if id_column == question_column:
             raise ValueError("id_column and question_column must differ")
+        for name, value in (("id_column", id_column), ("question_column", question_column)):
+            if value in OUTPUT_COLUMNS:
+                raise ValueError(f"{name}: {value!r} is an output column (the results would overwrite it)")
         self.id_column = id_column
         self.question_column = question_column
         self.keep_columns = bool(keep_columns)
