@@ -451,8 +451,10 @@ fn redis_killed_mid_run_loses_nothing_and_waits_no_longer_than_the_timeout() {
     }
     let port = free_port();
     let redis = Redis::start_on(port);
-    // 600 rpm: 10 starts/s, leases of 2; 20 questions take ~2 s.
-    let l = limiter(&redis.url(), "killed-test", 600.0, 0);
+    // 600 rpm: 10 starts/s, leases of 2; 20 questions take ~2 s. 600 tpm: calls of
+    // 1 token (an estimate of "qN" / 4), leases of 2 tokens, so the token budget asks
+    // Redis while it is down too.
+    let l = limiter(&redis.url(), "killed-test", 600.0, 600);
     let lp = l as usize;
     let batch = std::thread::spawn(move || run(lp as *const pagent_rate_limiter, 20, 3_000));
     std::thread::sleep(Duration::from_millis(500));
