@@ -149,6 +149,29 @@ func TestRedisRateLimiterSharedByTwoExecutors(t *testing.T) {
 	}
 }
 
+// Two limiters on one Redis key, as two processes would have: each leases its share of
+// the same budget from Redis.
+func TestRedisRateLimitersOnOneKey(t *testing.T) {
+	url := startRedis(t)
+	var rec startRecorder
+	exs := make([]*Executor, 2)
+	for i := range exs {
+		lim, err := NewRedisRateLimiter(url, "pagent-go-two", 600, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exs[i] = newExec(t, Config{Agent: rec.agent(), MaxConcurrency: 16, RateLimiter: lim})
+		lim.Close()
+	}
+	start := time.Now()
+	runTwoExecutors(t, exs[0], exs[1], 20)
+	took := time.Since(start)
+	t.Logf("40 calls through two limiters on one Redis key of 600/min took %v", took)
+	if len(rec.starts) != 40 || took < 3500*time.Millisecond || took > 20*time.Second {
+		t.Fatalf("%d calls in %v; want 40 in about 4 s", len(rec.starts), took)
+	}
+}
+
 func TestRedisRateLimiterErrors(t *testing.T) {
 	port := freePort(t) // closed: nothing listens there
 	_, err := NewRedisRateLimiter(fmt.Sprintf("redis://user:s3cret@127.0.0.1:%d/0", port), "k", 60, 0)
