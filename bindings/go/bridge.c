@@ -13,6 +13,9 @@ void pago_read(const pagent_result *r, pago_result *out) {
   out->completion_tokens = pagent_result_completion_tokens(r);
   out->outcome = pagent_result_outcome(r);
   out->attempts = pagent_result_attempts(r);
+  out->id = pagent_result_id(r);
+  out->replayed = pagent_result_replayed(r);
+  out->retryable = pagent_result_retryable(r);
 }
 
 // Reads the first n results of rs into out (borrowed strings: valid until rs is freed).

@@ -16,6 +16,7 @@
 typedef struct pago_result {
   const char *answer;
   const char *error;
+  const char *id;
   uint64_t index;
   uint64_t agent_id;
   uint64_t duration_us;
@@ -23,6 +24,8 @@ typedef struct pago_result {
   uint64_t completion_tokens;
   uint32_t outcome;
   uint32_t attempts;
+  bool replayed;
+  bool retryable;
 } pago_result;
 
 void pago_read(const pagent_result *r, pago_result *out);

@@ -1,6 +1,7 @@
 package parallelagents
 
 /*
+#include <stdlib.h>
 #include "parallel_agents.h"
 */
 import "C"
@@ -8,7 +9,9 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
+	"unsafe"
 )
 
 // Config describes an executor: its agent (or pool of agents) and how calls run. Zero
@@ -29,6 +32,10 @@ type Config struct {
 	RetryTimeouts                     bool    // retry attempts that timed out [no]
 	RateLimit                         float64 // call starts per second [0: no limit]
 	RateBurst                         int     // starts allowed at once under RateLimit [1]
+	// RateLimiter is a start budget shared with other executors (and, for a Redis one,
+	// other processes); set it or RateLimit/RateBurst, not both. The executor keeps its
+	// own reference: the limiter may be closed once New has returned.
+	RateLimiter *RateLimiter
 	// ConsensusThreshold is the fraction of counted votes the winner needs, in (0, 1]
 	// [0.6].
 	ConsensusThreshold float64
@@ -41,6 +48,17 @@ type Config struct {
 	// MaxErrors is an error budget: once more than MaxErrors calls of a batch have failed
 	// or timed out, the batch cancels the rest [0: no budget].
 	MaxErrors int
+	// Journal is the path of a journal (an SQLite file, created if missing) ["": none].
+	// Every finished result is on disk before it is handed back, and an executor made
+	// later with the same journal (after a crash, in another process) hands back the
+	// stored results (Result.Replayed) without calling the agent, running only the
+	// missing ones. Results are keyed by id ([Executor.RunIDs]), else by index. One
+	// executor holds a journal at a time, until it is closed ([ErrJournalLocked]); a
+	// journal made by a different agent or options is [ErrJournalMismatch].
+	Journal string
+	// JournalRerunFailed runs again, on a rerun, the questions whose stored result is a
+	// retryable failure (Result.Retryable) instead of replaying it [no].
+	JournalRerunFailed bool
 }
 
 // millis converts a duration to whole milliseconds, rounding up (so 1 ns is 1 ms).
@@ -123,6 +141,33 @@ func (c *Config) apply(cfg *C.pagent_config) error {
 	if c.RetryTimeouts {
 		if err := call("pagent_config_set_retry_timeouts", func() C.pagent_status {
 			return C.pagent_config_set_retry_timeouts(cfg, true)
+		}); err != nil {
+			return err
+		}
+	}
+	if c.RateLimiter != nil && (c.RateLimit != 0 || c.RateBurst != 0) {
+		return invalid("New", "set Config.RateLimiter or Config.RateLimit/RateBurst, not both")
+	}
+	if c.RateLimiter != nil {
+		if err := c.RateLimiter.attach(cfg); err != nil {
+			return err
+		}
+	}
+	if c.Journal != "" {
+		if strings.IndexByte(c.Journal, 0) >= 0 {
+			return invalid("New", "Config.Journal contains a NUL byte")
+		}
+		p := C.CString(c.Journal)
+		defer C.free(unsafe.Pointer(p))
+		if err := call("pagent_config_set_journal", func() C.pagent_status {
+			return C.pagent_config_set_journal(cfg, p)
+		}); err != nil {
+			return err
+		}
+	}
+	if c.JournalRerunFailed {
+		if err := call("pagent_config_set_journal_rerun_failed", func() C.pagent_status {
+			return C.pagent_config_set_journal_rerun_failed(cfg, true)
 		}); err != nil {
 			return err
 		}

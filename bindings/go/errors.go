@@ -31,6 +31,8 @@ const (
 	ErrNotFound Status = 104
 	// ErrStale: a pending call was already completed, or is no longer waited for.
 	ErrStale Status = 105
+	// ErrDuplicateID: two questions of one batch have the same id (the message names it).
+	ErrDuplicateID Status = 106
 	// ErrReentrant: a blocking call was made from inside an agent callback.
 	ErrReentrant Status = 110
 	// ErrShutdown: the library has been shut down with Shutdown.
@@ -41,12 +43,25 @@ const (
 	ErrRuntime Status = 113
 	// ErrPython: a Python error, or Python support not built in.
 	ErrPython Status = 120
+	// ErrJournal: the journal could not be created, opened, read or written (unwritable
+	// path, disk full, not a journal, corrupt); the message says which.
+	ErrJournal Status = 130
+	// ErrJournalLocked: another executor or process holds the journal (one holder at a
+	// time, until its executor is closed).
+	ErrJournalLocked Status = 131
+	// ErrJournalMismatch: the journal was made by a different agent or configuration.
+	ErrJournalMismatch Status = 132
+	// ErrJournalVersion: the journal was written by a newer format version.
+	ErrJournalVersion Status = 133
 	// ErrPanic: a panic inside the library was caught at the boundary (a library bug).
 	ErrPanic Status = 199
 )
 
 // ErrClosed is returned by methods of an Executor after Close.
 var ErrClosed = errors.New("parallelagents: executor is closed")
+
+// ErrLimiterClosed is returned when a [RateLimiter] is used (by [New]) after its Close.
+var ErrLimiterClosed = errors.New("parallelagents: rate limiter is closed")
 
 // String is the status's C name, e.g. "PAGENT_ERR_CONFIG".
 func (s Status) String() string {

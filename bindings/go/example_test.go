@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	parallelagents "example.invalid/parallel-agents/bindings/go"
 )
@@ -190,4 +193,72 @@ func ExampleExecutor_Metrics() {
 	}
 	fmt.Printf("%d calls: %d ok, %d failed\n", m.Total, m.Successful, m.Failed)
 	// Output: 3 calls: 0 ok, 3 failed
+}
+
+// Questions with ids and a journal: a second executor on the same journal (a rerun of
+// the job after a crash, say) replays what is stored and runs only the new question.
+func ExampleExecutor_RunIDs() {
+	dir, err := os.MkdirTemp("", "pagent-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	journal := filepath.Join(dir, "job.journal")
+	agent := parallelagents.AgentFunc(func(q string, _ int) (string, error) {
+		return strings.ToUpper(q), nil
+	})
+	run := func(ids, questions []string) {
+		ex, err := parallelagents.New(parallelagents.Config{Agent: agent, Journal: journal})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		defer ex.Close() // releases the journal for the next executor
+		rs, err := ex.RunIDs(context.Background(), ids, questions)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		for _, r := range rs {
+			fmt.Printf("%s: %s (replayed: %v)\n", r.ID, r.Answer, r.Replayed)
+		}
+	}
+	run([]string{"doc-1", "doc-2"}, []string{"alpha", "beta"})
+	run([]string{"doc-1", "doc-2", "doc-3"}, []string{"alpha", "beta", "gamma"})
+	// Output:
+	// doc-1: ALPHA (replayed: false)
+	// doc-2: BETA (replayed: false)
+	// doc-1: ALPHA (replayed: true)
+	// doc-2: BETA (replayed: true)
+	// doc-3: GAMMA (replayed: false)
+}
+
+// One start budget shared by two executors; a Redis one (NewRedisRateLimiter) is used
+// the same way and is shared by every process on the same URL and key.
+func ExampleNewRateLimiter() {
+	lim, err := parallelagents.NewRateLimiter(600, 1) // 10 starts per second in all
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	cfg := parallelagents.Config{Agent: parallelagents.MockAgent{}, RateLimiter: lim}
+	a, err := parallelagents.New(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer a.Close()
+	b, err := parallelagents.New(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer b.Close()
+	lim.Close() // the executors keep their own references
+	start := time.Now()
+	ra, _ := a.Run(context.Background(), []string{"q1", "q2", "q3"})
+	rb, _ := b.Run(context.Background(), []string{"q4", "q5", "q6"})
+	fmt.Println(len(ra)+len(rb), "answers; took at least 0.4 s:", time.Since(start) >= 400*time.Millisecond)
+	// Output: 6 answers; took at least 0.4 s: true
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"iter"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -116,10 +117,37 @@ func (e *Executor) Run(ctx context.Context, questions []string) ([]Result, error
 
 // RunWithMetrics is [Executor.Run] that also returns the batch's metrics.
 func (e *Executor) RunWithMetrics(ctx context.Context, questions []string) ([]Result, Metrics, error) {
+	return e.run(ctx, "Run", nil, questions)
+}
+
+// RunIDs is [Executor.Run] with an id for each question: ids[i] names questions[i]
+// (len(ids) must equal len(questions)), and each result carries its question's id in
+// Result.ID. With a journal (Config.Journal) results are stored and replayed by id, so
+// a rerun of the same ids after a crash calls the agent only for the ids not yet done.
+// An id given twice is an error with [ErrDuplicateID] (the message names it), and
+// nothing runs.
+func (e *Executor) RunIDs(ctx context.Context, ids, questions []string) ([]Result, error) {
+	rs, _, err := e.RunIDsWithMetrics(ctx, ids, questions)
+	return rs, err
+}
+
+// RunIDsWithMetrics is [Executor.RunIDs] that also returns the batch's metrics.
+func (e *Executor) RunIDsWithMetrics(ctx context.Context, ids, questions []string) ([]Result, Metrics, error) {
+	if ids == nil {
+		ids = []string{}
+	}
+	return e.run(ctx, "RunIDs", ids, questions)
+}
+
+// run submits a batch (with ids unless ids is nil) and waits for all of it.
+func (e *Executor) run(ctx context.Context, op string, ids, questions []string) ([]Result, Metrics, error) {
+	if err := checkIDs(op, ids, questions); err != nil {
+		return nil, Metrics{}, err
+	}
 	if len(questions) == 0 {
 		return []Result{}, Metrics{}, nil
 	}
-	b, err := e.submit("Run", questions)
+	b, err := e.submit(op, ids, questions)
 	if err != nil {
 		return nil, Metrics{}, err
 	}
@@ -136,18 +164,43 @@ func (e *Executor) RunWithMetrics(ctx context.Context, questions []string) ([]Re
 	return rs, m, nil
 }
 
+// checkIDs checks that ids (if not nil) pairs up with questions.
+func checkIDs(op string, ids, questions []string) error {
+	if ids != nil && len(ids) != len(questions) {
+		return invalid(op, fmt.Sprintf("%d ids for %d questions", len(ids), len(questions)))
+	}
+	return nil
+}
+
 // Stream answers questions and delivers their results in completion order on the
 // returned channel, which is closed once every question has come back exactly once.
 // Cancelling ctx cancels the calls still running or not started; they arrive as
 // [OutcomeCancelled] results, so read the channel to its end (an abandoned channel
 // keeps its goroutine and batch alive).
 func (e *Executor) Stream(ctx context.Context, questions []string) (<-chan Result, error) {
+	return e.stream(ctx, "Stream", nil, questions)
+}
+
+// StreamIDs is [Executor.Stream] with an id for each question, as for [Executor.RunIDs]:
+// each result carries its question's id (Result.ID), and a journal stores and replays
+// results by id. An id given twice is an error with [ErrDuplicateID].
+func (e *Executor) StreamIDs(ctx context.Context, ids, questions []string) (<-chan Result, error) {
+	if ids == nil {
+		ids = []string{}
+	}
+	return e.stream(ctx, "StreamIDs", ids, questions)
+}
+
+func (e *Executor) stream(ctx context.Context, op string, ids, questions []string) (<-chan Result, error) {
+	if err := checkIDs(op, ids, questions); err != nil {
+		return nil, err
+	}
 	ch := make(chan Result, min(len(questions), 64))
 	if len(questions) == 0 {
 		close(ch)
 		return ch, nil
 	}
-	b, err := e.submit("Stream", questions)
+	b, err := e.submit(op, ids, questions)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +227,7 @@ func (e *Executor) StreamSeq(ctx context.Context, questions []string) iter.Seq2[
 		if len(questions) == 0 {
 			return
 		}
-		b, err := e.submit("StreamSeq", questions)
+		b, err := e.submit("StreamSeq", nil, questions)
 		if err != nil {
 			yield(Result{}, err)
 			return
@@ -368,6 +421,7 @@ func Shutdown(deadline time.Duration) error {
 type batch struct {
 	mu        sync.Mutex
 	ptr       *C.pagent_batch // nil once freed
+	ids       []string        // the caller's ids, or nil
 	questions []string
 	cancelled bool
 }
@@ -375,34 +429,50 @@ type batch struct {
 // errStop ends a drain whose consumer stopped.
 var errStop = errors.New("consumer stopped")
 
-// submit starts a batch; the caller frees it.
-func (e *Executor) submit(op string, questions []string) (*batch, error) {
-	qs, freeQs, err := cStrings(op, questions)
+// submit starts a batch, with ids unless ids is nil (then len(ids) == len(questions));
+// the caller frees it.
+func (e *Executor) submit(op string, ids, questions []string) (*batch, error) {
+	qs, freeQs, err := cStrings(op, "question", questions)
 	if err != nil {
 		return nil, err
 	}
 	defer freeQs() // the library copies the questions
+	var cids **C.char
+	if ids != nil {
+		var freeIDs func()
+		if cids, freeIDs, err = cStrings(op, "id", ids); err != nil {
+			return nil, err
+		}
+		defer freeIDs()
+	}
 	ptr, release, err := e.acquire()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	var b *C.pagent_batch
-	if err := call("pagent_submit", func() C.pagent_status {
-		return C.pagent_submit(ptr, qs, C.size_t(len(questions)), &b)
-	}); err != nil {
+	if ids != nil {
+		err = call("pagent_submit_ids", func() C.pagent_status {
+			return C.pagent_submit_ids(ptr, cids, qs, C.size_t(len(questions)), &b)
+		})
+	} else {
+		err = call("pagent_submit", func() C.pagent_status {
+			return C.pagent_submit(ptr, qs, C.size_t(len(questions)), &b)
+		})
+	}
+	if err != nil {
 		return nil, err
 	}
-	return &batch{ptr: b, questions: questions}, nil
+	return &batch{ptr: b, ids: ids, questions: questions}, nil
 }
 
 // cStrings copies ss into one C buffer of NUL-terminated strings and a C array of
 // pointers into it; free releases both.
-func cStrings(op string, ss []string) (arr **C.char, free func(), err error) {
+func cStrings(op, what string, ss []string) (arr **C.char, free func(), err error) {
 	total := 0
 	for i, s := range ss {
 		if strings.IndexByte(s, 0) >= 0 {
-			return nil, nil, invalid(op, fmt.Sprintf("question %d contains a NUL byte", i))
+			return nil, nil, invalid(op, fmt.Sprintf("%s %d contains a NUL byte", what, i))
 		}
 		total += len(s) + 1
 	}
@@ -452,6 +522,14 @@ func (b *batch) free() {
 	b.ptr = nil
 	b.mu.Unlock()
 	C.pagent_batch_free(ptr)
+}
+
+// id is question i's id: the caller's, else i in decimal (as the library names it).
+func (b *batch) id(i int) string {
+	if b.ids != nil && i >= 0 && i < len(b.ids) {
+		return b.ids[i]
+	}
+	return strconv.Itoa(i)
 }
 
 func (b *batch) question(i int) string {
@@ -543,7 +621,7 @@ func (b *batch) deliver(yield func(Result) bool) {
 	}
 	b.cancel()
 	for i, ok := range seen {
-		if !ok && !yield(Result{Index: i, AgentID: i, Question: b.questions[i], Outcome: OutcomeFailed, Error: err.Error()}) {
+		if !ok && !yield(Result{Index: i, AgentID: i, ID: b.id(i), Question: b.questions[i], Outcome: OutcomeFailed, Error: err.Error()}) {
 			return
 		}
 	}

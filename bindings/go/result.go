@@ -45,6 +45,15 @@ type Result struct {
 	Attempts         int           // attempts made, retries included
 	PromptTokens     int           // tokens reported by an LLM agent (0 otherwise)
 	CompletionTokens int           // tokens reported by an LLM agent (0 otherwise)
+	// ID is the question's id: the caller's ([Executor.RunIDs]), else its index in
+	// decimal ("0", "1", ...; a consensus voter's index).
+	ID string
+	// Replayed reports that the result was read back from the journal (Config.Journal)
+	// instead of calling the agent.
+	Replayed bool
+	// Retryable reports that a rerun could succeed: a failure the agent called retryable
+	// (see [Retryable]) or a timeout. False for answered calls.
+	Retryable bool
 }
 
 // OK reports whether the agent answered.
@@ -61,6 +70,11 @@ func goResult(c *C.pago_result, question string) Result {
 		Attempts:         int(c.attempts),
 		PromptTokens:     int(c.prompt_tokens),
 		CompletionTokens: int(c.completion_tokens),
+		Replayed:         bool(c.replayed),
+		Retryable:        bool(c.retryable),
+	}
+	if c.id != nil {
+		r.ID = C.GoString(c.id)
 	}
 	if c.answer != nil {
 		r.Answer = C.GoString(c.answer)
