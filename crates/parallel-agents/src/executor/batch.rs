@@ -131,17 +131,19 @@ impl Batch {
     /// Like [`finish`](Self::finish), but gathers on a runtime worker: the waiting thread
     /// wakes once, not once per result. Shutdown waits for it like for the batch itself.
     /// A shutdown that stops the gathering task part-way loses nothing: the rest is
-    /// gathered here.
+    /// gathered here; so does one that came after the batch started but before this
+    /// (a host's `execute` racing a shutdown gets every result, not an error).
     pub async fn finish_on_runtime(self) -> Result<(Vec<AgentResult>, ExecutionMetrics)> {
-        let handle = runtime::handle()?;
         let gather = Arc::new(tokio::sync::Mutex::new((self, Vec::new())));
-        let task = Arc::clone(&gather).lock_owned();
-        let _ = runtime::spawn_tracked(&handle, async move {
-            let mut g = task.await;
-            let (batch, out) = &mut *g;
-            batch.drain_into(out).await;
-        })
-        .await;
+        if let Ok(handle) = runtime::handle() {
+            let task = Arc::clone(&gather).lock_owned();
+            let _ = runtime::spawn_tracked(&handle, async move {
+                let mut g = task.await;
+                let (batch, out) = &mut *g;
+                batch.drain_into(out).await;
+            })
+            .await;
+        }
         let mut g = gather.lock().await;
         let (batch, out) = &mut *g;
         batch.drain_into(out).await;
