@@ -348,6 +348,24 @@ fn shares_while_all_ran(per_child: &[Vec<u64>]) -> Vec<usize> {
         .collect()
 }
 
+/// The processes overlapped for at least half of the `n` calls, and while all ran each
+/// got at least 15 % of them.
+fn assert_fair(per_child: &[Vec<u64>], n: usize, what: &str) {
+    let shares = shares_while_all_ran(per_child);
+    let total: usize = shares.iter().sum();
+    println!("{what} per process while all ran: {shares:?}");
+    assert!(
+        total >= n / 2,
+        "the processes hardly overlapped: {shares:?}"
+    );
+    for s in &shares {
+        assert!(
+            *s as f64 >= total as f64 * 0.15,
+            "a process starved: {shares:?}"
+        );
+    }
+}
+
 #[test]
 fn four_processes_share_one_budget() {
     if !have_redis("four_processes_share_one_budget") {
@@ -381,19 +399,7 @@ fn four_processes_share_one_budget() {
     );
     // Within 5 % below too: the budget is used, not just respected.
     assert!(rate >= limit * 0.95, "{rate:.2}/s: the budget was not used");
-    let shares = shares_while_all_ran(&per_child);
-    let total: usize = shares.iter().sum();
-    println!("starts per process while all ran: {shares:?}");
-    assert!(
-        total >= n / 2,
-        "the processes hardly overlapped: {shares:?}"
-    );
-    for s in &shares {
-        assert!(
-            *s as f64 >= total as f64 * 0.15,
-            "a process starved: {shares:?}"
-        );
-    }
+    assert_fair(&per_child, n, "starts");
 }
 
 #[test]
@@ -429,19 +435,7 @@ fn four_processes_share_one_token_budget_settled_by_usage() {
         span <= ideal * 1.15 + 1.0,
         "{span:.2} s: the budget was not used"
     );
-    let shares = shares_while_all_ran(&per_child);
-    let total: usize = shares.iter().sum();
-    println!("calls per process while all ran: {shares:?}");
-    assert!(
-        total >= n / 2,
-        "the processes hardly overlapped: {shares:?}"
-    );
-    for s in &shares {
-        assert!(
-            *s as f64 >= total as f64 * 0.15,
-            "a process starved: {shares:?}"
-        );
-    }
+    assert_fair(&per_child, n, "calls");
 }
 
 #[test]

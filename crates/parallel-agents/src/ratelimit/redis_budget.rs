@@ -29,11 +29,12 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use redis::{Client, Script};
 
-/// Reserves `ARGV[2]` units `ARGV[1]` µs apart on the GCRA clock `KEYS[1]`; returns how
-/// many µs from now (Redis's clock) the lease may be spent, given a tolerance of
-/// `ARGV[3]` µs (the bucket's size in time). The key expires once it is in the past.
+/// What every script starts with: Redis's clock in µs (`now`), the arguments (`interval`
+/// µs per unit, `n` units, `tolerance` µs), and the GCRA clock `tat` of `KEYS[1]`.
 /// (`replicate_commands` lets Redis < 5 write after `TIME`; a no-op from 5 on.)
-const LEASE: &str = r"
+macro_rules! gcra_prelude {
+    () => {
+        r"
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -41,46 +42,46 @@ local interval = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local tolerance = tonumber(ARGV[3])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new = tat + n * interval
-redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.floor((new - now) / 1000) + 1000)
-local wait = new - tolerance - now
-if wait < 0 then wait = 0 end
-return math.floor(wait)
-";
+"
+    };
+}
+
+/// Stores `new` as the clock of `KEYS[1]`; the key expires once it is in the past.
+macro_rules! gcra_store {
+    () => {
+        "redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.floor((new - now) / 1000) + 1000)\n"
+    };
+}
+
+/// Reserves `ARGV[2]` units `ARGV[1]` µs apart on the GCRA clock `KEYS[1]`; returns how
+/// many µs from now (Redis's clock) the lease may be spent, given a tolerance of
+/// `ARGV[3]` µs (the bucket's size in time).
+const LEASE: &str = concat!(
+    gcra_prelude!(),
+    "if tat < now then tat = now end\nlocal new = tat + n * interval\n",
+    gcra_store!(),
+    "local wait = new - tolerance - now\nif wait < 0 then wait = 0 end\nreturn math.floor(wait)\n"
+);
 
 /// Takes `ARGV[2]` tokens `ARGV[1]` µs apart from the bucket `KEYS[1]` of `ARGV[3]` µs if
 /// it holds them now: returns 0. Otherwise takes nothing and returns the µs until it
 /// would hold them (if nobody else takes any).
-const TAKE: &str = r"
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local tolerance = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new = tat + n * interval
-local wait = new - tolerance - now
-if wait > 0 then return math.floor(wait) + 1 end
-redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.floor((new - now) / 1000) + 1000)
-return 0
-";
+const TAKE: &str = concat!(
+    gcra_prelude!(),
+    "if tat < now then tat = now end\nlocal new = tat + n * interval\n",
+    "local wait = new - tolerance - now\nif wait > 0 then return math.floor(wait) + 1 end\n",
+    gcra_store!(),
+    "return 0\n"
+);
 
 /// Gives `ARGV[2]` tokens `ARGV[1]` µs apart back to the bucket `KEYS[1]` (never past
 /// full): what settled calls did not use and their process keeps no room for.
-const GIVE: &str = r"
-if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat <= now then return 0 end
-local new = tat - tonumber(ARGV[1]) * tonumber(ARGV[2])
-if new < now then new = now end
-redis.call('SET', KEYS[1], string.format('%.0f', new), 'PX', math.floor((new - now) / 1000) + 1000)
-return 0
-";
+const GIVE: &str = concat!(
+    gcra_prelude!(),
+    "if tat <= now then return 0 end\nlocal new = tat - n * interval\nif new < now then new = now end\n",
+    gcra_store!(),
+    "return 0\n"
+);
 
 /// How often a token leaser waiting for the bucket looks at its own balance.
 const TOKEN_POLL: Duration = Duration::from_millis(50);
