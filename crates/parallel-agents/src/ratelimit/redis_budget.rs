@@ -97,6 +97,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
+/// What one script call is about: `KEYS[1]` and `ARGV[1..3]` of the scripts above.
+#[derive(Clone, Copy)]
+struct Units<'a> {
+    key: &'a str,
+    /// µs per unit on the key's clock.
+    interval_us: f64,
+    n: u64,
+    /// The bucket's size in time, µs (unused by [`GIVE`]).
+    tolerance_us: f64,
+}
+
 /// The connection to Redis and the lease script, shared by both budgets.
 struct Link {
     client: Client,
@@ -298,7 +309,13 @@ impl RedisBudget {
         };
         let (link, key) = (std::sync::Arc::clone(&self.link), key.to_owned());
         rt.spawn(async move {
-            let _ = link.invoke(&link.give, &key, interval_us, n, 0.0).await;
+            let units = Units {
+                key: &key,
+                interval_us,
+                n,
+                tolerance_us: 0.0,
+            };
+            let _ = link.invoke(&link.give, units).await;
         });
     }
 
@@ -330,12 +347,15 @@ impl RedisBudget {
         let s = &self.starts;
         let mut lease = s.lease.lock().await;
         if lease.left == 0 {
-            let interval = s.interval_us as f64;
-            // Tolerance of the whole lease: its first start comes at the key's clock.
-            let tolerance = interval * s.lease_len as f64;
-            let first = self
-                .lease(&s.key, interval, s.lease_len, tolerance, deadline)
-                .await?;
+            let interval_us = s.interval_us as f64;
+            let units = Units {
+                key: &s.key,
+                interval_us,
+                n: s.lease_len,
+                // Tolerance of the whole lease: its first start comes at the key's clock.
+                tolerance_us: interval_us * s.lease_len as f64,
+            };
+            let first = self.lease(units, deadline).await?;
             lease.next = Some(first);
             lease.left = s.lease_len;
         }
@@ -367,11 +387,14 @@ impl RedisBudget {
             if Instant::now() >= ask_at {
                 // At most a minute's tokens per lease; a debt of a minute takes two.
                 let n = (short as u64).max(t.block).min(t.per_minute);
+                let units = Units {
+                    key: &t.key,
+                    interval_us: t.interval_us,
+                    n,
+                    tolerance_us: TOKEN_WINDOW_US,
+                };
                 let (wait, _) = self
-                    .retrying(deadline, || {
-                        self.link
-                            .invoke(&self.link.take, &t.key, t.interval_us, n, TOKEN_WINDOW_US)
-                    })
+                    .retrying(deadline, || self.link.invoke(&self.link.take, units))
                     .await?;
                 if wait == 0 {
                     crate::sync::lock(&t.lease).balance += n as i64;
@@ -385,20 +408,10 @@ impl RedisBudget {
         }
     }
 
-    /// One lease of `n` starts from the GCRA clock `key`: when it may be spent.
-    async fn lease(
-        &self,
-        key: &str,
-        interval_us: f64,
-        n: u64,
-        tolerance_us: f64,
-        deadline: Option<Instant>,
-    ) -> Result<Instant, String> {
+    /// One lease of starts from a GCRA clock: when it may be spent.
+    async fn lease(&self, units: Units<'_>, deadline: Option<Instant>) -> Result<Instant, String> {
         let (wait, asked) = self
-            .retrying(deadline, || {
-                self.link
-                    .invoke(&self.link.lease, key, interval_us, n, tolerance_us)
-            })
+            .retrying(deadline, || self.link.invoke(&self.link.lease, units))
             .await?;
         Ok(asked + Duration::from_micros(wait.max(0) as u64))
     }
@@ -442,20 +455,9 @@ impl Link {
     /// was sent (the reply counts from then). A Redis that does not
     /// answer within [`CONNECT_TIMEOUT`] (hung, or a black-holed network) counts as
     /// unreachable.
-    async fn invoke(
-        &self,
-        script: &Script,
-        key: &str,
-        interval_us: f64,
-        n: u64,
-        tolerance_us: f64,
-    ) -> Result<(i64, Instant), String> {
+    async fn invoke(&self, script: &Script, units: Units<'_>) -> Result<(i64, Instant), String> {
         // Bound first: the request (and the connection lock it holds) is dropped here.
-        let r = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            self.invoke_unbounded(script, key, interval_us, n, tolerance_us),
-        )
-        .await;
+        let r = tokio::time::timeout(CONNECT_TIMEOUT, self.invoke_unbounded(script, units)).await;
         match r {
             Ok(r) => r,
             Err(_) => {
@@ -468,10 +470,7 @@ impl Link {
     async fn invoke_unbounded(
         &self,
         script: &Script,
-        key: &str,
-        interval_us: f64,
-        n: u64,
-        tolerance_us: f64,
+        units: Units<'_>,
     ) -> Result<(i64, Instant), String> {
         let mut guard = self.conn.lock().await;
         let conn = match &mut *guard {
@@ -485,10 +484,10 @@ impl Link {
         };
         let asked = Instant::now();
         let r: redis::RedisResult<i64> = script
-            .key(key)
-            .arg(interval_us)
-            .arg(n)
-            .arg(tolerance_us)
+            .key(units.key)
+            .arg(units.interval_us)
+            .arg(units.n)
+            .arg(units.tolerance_us)
             .invoke_async(conn)
             .await;
         match r {
